@@ -1,0 +1,62 @@
+"""Label a pandas column with an LLM, fast.
+
+```python
+import pandas_llm_annotate as pla   # registers df.llm and series.llm
+pla.configure(model="gpt-4o-mini", api_key="sk-...")
+df["intent"] = df.llm.annotate("text", "Which banking intent is this?", labels=INTENTS)
+print(pla.last_report())
+```
+"""
+
+from __future__ import annotations
+
+from . import accessor as _accessor  # noqa: F401  (registers the accessors)
+from .config import Options, Settings, configure
+from .core import aannotate, annotate, last_report
+from .errors import (
+    AnnotateError,
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ColumnNotFoundError,
+    ConfigError,
+    ConnectError,
+    ConnectionLost,
+    MalformedResponse,
+    NotFoundError,
+    RateLimitError,
+    ReadTimeout,
+    RequestError,
+    ServerError,
+    TransportError,
+)
+from .metrics import Report
+from .prompts import DEFAULT_TASK
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_TASK",
+    "APIError",
+    "AnnotateError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ColumnNotFoundError",
+    "ConfigError",
+    "ConnectError",
+    "ConnectionLost",
+    "MalformedResponse",
+    "NotFoundError",
+    "Options",
+    "RateLimitError",
+    "ReadTimeout",
+    "Report",
+    "RequestError",
+    "ServerError",
+    "Settings",
+    "TransportError",
+    "aannotate",
+    "annotate",
+    "configure",
+    "last_report",
+]

@@ -1,0 +1,85 @@
+"""`df.llm` and `series.llm`: thin facades that pick the column and delegate to the core.
+
+No state lives here: pandas may build a new accessor object on every access.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from . import core
+from .errors import ColumnNotFoundError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .config import Options
+
+
+def _column(df: pd.DataFrame, column: Hashable) -> pd.Series:
+    if column not in df.columns:
+        names = [str(c) for c in df.columns]
+        close = difflib.get_close_matches(str(column), names, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ColumnNotFoundError(
+            f"No column {column!r} in the DataFrame.{hint} Columns: {', '.join(names[:30])}"
+            + (" …" if len(names) > 30 else "")
+        )
+    picked = df[column]
+    if isinstance(picked, pd.DataFrame):
+        raise ColumnNotFoundError(
+            f"Column name {column!r} is used {picked.shape[1]} times; rename the duplicates."
+        )
+    return picked
+
+
+@pd.api.extensions.register_dataframe_accessor("llm")
+class DataFrameAccessor:
+    """`df.llm.annotate(column, prompt=None, *, labels=None, **options)`."""
+
+    def __init__(self, obj: pd.DataFrame) -> None:
+        self._obj = obj
+
+    def annotate(self, column: Hashable, prompt: str | None = None, *,
+                 labels: Sequence[str] | None = None, **options: Unpack[Options]) -> pd.Series:
+        """Ask the LLM about every row of `column`; one answer per row, aligned to the index.
+
+        - `prompt=None, labels=None`: the default task, a 1–3 word lower-case topic.
+        - `labels=[...]`: exactly one of the labels (answers are normalised; an answer
+          that is not a label becomes NaN and is listed in `last_report().failures`).
+        - `prompt="..."`: your instruction; the answer text is returned as is.
+
+        Missing cells (NaN, None, empty) give NaN. Each distinct text is asked once and
+        cached. Options (`model`, `base_url`, `api_key`, `max_concurrency`, `max_retries`,
+        `timeout`, `temperature`, `max_tokens`, `max_chunk_tokens`, `cache`, `stream`,
+        `progress`) override `pandas_llm_annotate.configure(...)`.
+        """
+        return core.annotate(_column(self._obj, column), prompt, labels=labels, **options)
+
+    async def aannotate(self, column: Hashable, prompt: str | None = None, *,
+                        labels: Sequence[str] | None = None,
+                        **options: Unpack[Options]) -> pd.Series:
+        """Async twin of `annotate`, for code that already runs an event loop."""
+        return await core.aannotate(_column(self._obj, column), prompt, labels=labels, **options)
+
+
+@pd.api.extensions.register_series_accessor("llm")
+class SeriesAccessor:
+    """`series.llm.annotate(prompt=None, *, labels=None, **options)`."""
+
+    def __init__(self, obj: pd.Series) -> None:
+        self._obj = obj
+
+    def annotate(self, prompt: str | None = None, *, labels: Sequence[str] | None = None,
+                 **options: Unpack[Options]) -> pd.Series:
+        """Like `DataFrame.llm.annotate`, on this Series."""
+        return core.annotate(self._obj, prompt, labels=labels, **options)
+
+    async def aannotate(self, prompt: str | None = None, *, labels: Sequence[str] | None = None,
+                        **options: Unpack[Options]) -> pd.Series:
+        """Async twin of `annotate`."""
+        return await core.aannotate(self._obj, prompt, labels=labels, **options)

@@ -1,0 +1,134 @@
+"""Settings: call arguments > `configure(...)` > environment variables > defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypedDict
+
+from .errors import ConfigError
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+ENV_VARS = {
+    "api_key": "OPENAI_API_KEY",
+    "base_url": "OPENAI_BASE_URL",
+    "model": "LLM_ANNOTATE_MODEL",
+}
+
+Progress = Literal["auto"] | bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything a run needs besides the data. The API key never shows in `repr`."""
+
+    model: str | None = None
+    base_url: str = OPENAI_BASE_URL
+    api_key: str | None = field(default=None, repr=False)
+    max_concurrency: int = 32
+    max_retries: int = 6
+    timeout: float = 60.0
+    temperature: float = 0.0
+    max_tokens: int | None = None
+    max_chunk_tokens: int = 1000
+    cache: bool | str | Path = True
+    stream: bool = False
+    progress: Progress = "auto"
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr
+        )
+        key = "set" if self.api_key else "unset"
+        return f"Settings({shown}, api_key=<{key}>)"
+
+    def check(self) -> Settings:
+        """Raise ConfigError, saying what to do, when the settings cannot work."""
+        if not self.model:
+            raise ConfigError(
+                "No model configured. Pass model='...', call "
+                "pandas_llm_annotate.configure(model='...', base_url='...', api_key='...') or set "
+                "LLM_ANNOTATE_MODEL. To try the package without a key, start the simulator: "
+                "`with pandas_llm_annotate.simulator.serve() as sim: "
+                "configure(model='sim', base_url=sim.base_url)`."
+            )
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"base_url must start with http:// or https://, got {self.base_url!r}."
+            )
+        if self.base_url.rstrip("/") == OPENAI_BASE_URL and not self.api_key:
+            raise ConfigError(
+                "No API key for api.openai.com. Pass api_key='sk-...', call "
+                "pandas_llm_annotate.configure(api_key=...) or set OPENAI_API_KEY. For a local "
+                "server (vLLM, llama.cpp, the bundled simulator) set base_url=... instead."
+            )
+        for name in ("max_concurrency", "max_chunk_tokens"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}.")
+        if self.max_retries < 0 or self.timeout <= 0:
+            raise ConfigError("max_retries must be >= 0 and timeout > 0.")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ConfigError(f"max_tokens must be at least 1, got {self.max_tokens!r}.")
+        if self.progress not in ("auto", True, False):
+            raise ConfigError(f"progress must be 'auto', True or False, got {self.progress!r}.")
+        return self
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Settings))
+_configured: dict[str, Any] = {}
+
+
+def _check_names(names: Any) -> None:
+    for name in names:
+        if name not in _FIELDS:
+            close = difflib.get_close_matches(name, _FIELDS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"Unknown setting {name!r}.{hint} Known: {', '.join(_FIELDS)}.")
+
+
+def configure(**settings: Any) -> Settings:
+    """Set process-wide defaults, e.g. `configure(model=..., base_url=..., api_key=...)`.
+
+    Passing `None` for a setting forgets it. Returns the settings now in force.
+    """
+    _check_names(settings)
+    for name, value in settings.items():
+        if value is None:
+            _configured.pop(name, None)
+        else:
+            _configured[name] = value
+    return resolve()
+
+
+def resolve(**overrides: Any) -> Settings:
+    """Merge defaults, environment, `configure(...)` and the call's own arguments."""
+    _check_names(overrides)
+    merged: dict[str, Any] = {}
+    for name, var in ENV_VARS.items():
+        if os.environ.get(var):
+            merged[name] = os.environ[var]
+    merged.update(_configured)
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    if "base_url" in merged:
+        merged["base_url"] = str(merged["base_url"]).rstrip("/")
+    return Settings(**merged)
+
+
+class Options(TypedDict, total=False):
+    """Per-call settings accepted by `annotate`; each overrides `configure(...)`."""
+
+    model: str
+    base_url: str
+    api_key: str
+    max_concurrency: int
+    max_retries: int
+    timeout: float
+    temperature: float
+    max_tokens: int
+    max_chunk_tokens: int
+    cache: bool | str | Path
+    stream: bool
+    progress: Progress

@@ -1,0 +1,212 @@
+"""The async core: plan → cache → chunk → schedule → parse → cache → broadcast."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import progress
+from .cache import Cache, namespace_key, text_key
+from .chunking import estimate_tokens, split_text
+from .config import Settings, resolve
+from .errors import RequestError
+from .metrics import FAILURE_COLUMNS, Failure, Metrics, Report
+from .plan import Plan, broadcast, plan_column
+from .prompts import build_messages, check_labels, merge_answers, normalize_answer, system_prompt
+from .runner import run_sync
+from .scheduler import FatalError, Scheduler
+from .transport import Completion, Transport
+
+PREVIEW_CHARS = 80
+_last: Run | None = None
+
+
+def default_max_tokens(prompt: str | None, labels: Sequence[str] | None) -> int:
+    """32 for a label or the default topic task, 512 for a free-form prompt."""
+    if labels:
+        return max(32, 2 * max(estimate_tokens(label) for label in labels) + 8)
+    return 32 if prompt is None else 512
+
+
+class Run:
+    """One call of `annotate`: its plan, its state and its metrics."""
+
+    def __init__(self, values: pd.Series, prompt: str | None, labels: Any,
+                 settings: Settings) -> None:
+        self.values = values
+        self.settings = settings
+        self.labels = check_labels(labels)
+        self.lowercase = prompt is None and self.labels is None
+        self.system = system_prompt(prompt, self.labels)
+        self.max_tokens = settings.max_tokens or default_max_tokens(prompt, self.labels)
+        self.namespace = namespace_key(
+            model=settings.model, base_url=settings.base_url, system=self.system,
+            labels=self.labels, temperature=settings.temperature, max_tokens=self.max_tokens,
+        )
+        self.plan: Plan = plan_column(values)
+        self._split(self.plan.texts)
+        self.metrics = Metrics(
+            rows=self.plan.rows, missing=self.plan.missing, distinct=len(self.plan.texts),
+            pieces=len(self.piece_text), rows_done=self.plan.missing,
+        )
+        self.answers: dict[str, str] = {}
+        self.failed: dict[str, tuple[str, str | None]] = {}
+
+    def _split(self, texts: list[str]) -> None:
+        """Chunk long texts; each distinct piece is asked once, whichever texts share it."""
+        budget = self.settings.max_chunk_tokens
+        self.piece_keys: list[list[str]] = []
+        self.piece_text: dict[str, str] = {}
+        self.users: dict[str, list[int]] = {}
+        for tid, text in enumerate(texts):
+            chunks = [text] if len(text) <= budget else split_text(text, budget)
+            keys = []
+            for chunk in chunks:
+                key = text_key(self.namespace, chunk)
+                keys.append(key)
+                self.piece_text[key] = chunk
+                self.users.setdefault(key, []).append(tid)
+            self.piece_keys.append(keys)
+        self.pending = np.array([len(k) for k in self.piece_keys], dtype=np.int64)
+        self.rows_per_text = self.plan.rows_per_text()
+
+    def _done(self, key: str) -> None:
+        for tid in self.users[key]:
+            self.pending[tid] -= 1
+            if self.pending[tid] == 0:
+                self.metrics.rows_done += int(self.rows_per_text[tid])
+
+    async def execute(self) -> pd.Series:
+        s = self.settings
+        cache = None if s.cache is False else Cache.open(None if s.cache is True else s.cache)
+        try:
+            async with progress.show(self.metrics, s.progress):
+                if cache is not None:
+                    self.answers.update(cache.get_many(list(self.piece_text)))
+                    self.metrics.cache_hits = len(self.answers)
+                    for key in self.answers:
+                        self._done(key)
+                await self._request(cache)
+        except FatalError as fatal:
+            self.metrics.finish("failed", str(fatal.error))
+            raise fatal.error from None
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            saved = len(self.answers) - self.metrics.cache_hits
+            self.metrics.finish("interrupted", f"interrupted, {saved} new answers saved in cache")
+            raise
+        except BaseException as exc:
+            self.metrics.finish("failed", repr(exc))
+            raise
+        finally:
+            if cache is not None:
+                cache.close()
+        self.metrics.finish("finished")
+        return broadcast(self.plan, self._text_answers(), self.values)
+
+    async def _request(self, cache: Cache | None) -> None:
+        todo = [k for k in self.piece_text if k not in self.answers]
+        if not todo:
+            return
+        s = self.settings
+        transport = Transport(s.base_url, api_key=s.api_key, timeout=s.timeout,
+                              max_connections=s.max_concurrency)
+
+        async def send(key: str) -> Completion:
+            body = {
+                "model": s.model,
+                "messages": build_messages(self.system, self.piece_text[key]),
+                "temperature": s.temperature,
+                "max_tokens": self.max_tokens,
+            }
+            return await transport.complete(body, stream=s.stream)
+
+        def on_answer(key: str, completion: Completion) -> None:
+            answer = normalize_answer(completion.content, self.labels, lowercase=self.lowercase)
+            if answer is None:
+                why = "answer is not one of the labels" if self.labels else "empty answer"
+                self.failed[key] = (why, completion.content)
+            else:
+                self.answers[key] = answer
+                if cache is not None:
+                    cache.put(key, answer, self.namespace)
+            self._done(key)
+
+        def on_failure(key: str, error: RequestError) -> None:
+            self.failed[key] = (str(error), None)
+            self._done(key)
+
+        scheduler: Scheduler[str] = Scheduler(
+            send=send, on_answer=on_answer, on_failure=on_failure, metrics=self.metrics,
+            max_concurrency=s.max_concurrency, max_retries=s.max_retries, rng=random.Random(),
+        )
+        async with transport:
+            await scheduler.run(todo)
+
+    def _text_answers(self) -> list[str | None]:
+        out: list[str | None] = []
+        for keys in self.piece_keys:
+            if all(k in self.answers for k in keys):
+                parts = [self.answers[k] for k in keys]
+                out.append(parts[0] if len(parts) == 1 else merge_answers(parts, self.labels))
+            else:
+                out.append(None)
+        return out
+
+    def failures(self) -> list[Failure]:
+        found = []
+        for tid, keys in enumerate(self.piece_keys):
+            for i, key in enumerate(keys):
+                if key in self.failed:
+                    error, raw = self.failed[key]
+                    if len(keys) > 1:
+                        error = f"chunk {i + 1}/{len(keys)}: {error}"
+                    found.append(Failure(tid, error, raw))
+                    break
+        return found
+
+    def report(self) -> Report:
+        failures = self.failures()
+        self.metrics.failures = failures
+        by_text = {f.text_id: f for f in failures}
+        rows, codes = self.plan.rows_of(list(by_text))
+        table = pd.DataFrame(
+            {
+                "index": list(self.values.index[rows]),
+                "text": [self.plan.texts[c][:PREVIEW_CHARS] for c in codes],
+                "error": [by_text[c].error for c in codes],
+                "raw_answer": [by_text[c].raw_answer for c in codes],
+            },
+            columns=FAILURE_COLUMNS,
+        )
+        return Report.from_metrics(self.metrics, table)
+
+
+def _series(values: Any) -> pd.Series:
+    if isinstance(values, pd.Series):
+        return values
+    return pd.Series(values)
+
+
+async def aannotate(values: Any, prompt: str | None = None, *, labels: Any = None,
+                    **options: Any) -> pd.Series:
+    """Async twin of `annotate`."""
+    global _last
+    run = Run(_series(values), prompt, labels, resolve(**options).check())
+    _last = run
+    return await run.execute()
+
+
+def annotate(values: Any, prompt: str | None = None, *, labels: Any = None,
+             **options: Any) -> pd.Series:
+    """Label every value with the LLM; see `DataFrameAccessor.annotate` for the arguments."""
+    return run_sync(aannotate(values, prompt, labels=labels, **options))
+
+
+def last_report() -> Report | None:
+    """The report of the last run in this process (also after an interrupt), or None."""
+    return None if _last is None else _last.report()

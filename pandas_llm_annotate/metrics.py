@@ -1,0 +1,170 @@
+"""Metrics collect a run's numbers; `Report` is their frozen summary.
+
+Collecting is cheap (counters and a list append) because it sits on the request
+path. Drawing them is `progress.py`'s job.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+FAILURE_COLUMNS = ["index", "text", "error", "raw_answer"]
+
+
+@dataclass
+class Failure:
+    """Why one distinct text got no answer."""
+
+    text_id: int
+    error: str
+    raw_answer: str | None = None
+
+
+@dataclass
+class Metrics:
+    """Live counters of one run. Written by the core, read by progress and reports."""
+
+    rows: int = 0
+    missing: int = 0
+    distinct: int = 0
+    pieces: int = 0
+    cache_hits: int = 0
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    rows_done: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latencies: list[float] = field(default_factory=list)
+    ttfts: list[float] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    finished: float | None = None
+    status: str = "running"
+    message: str = ""
+
+    def sending(self, *, retry: bool) -> None:
+        if retry:
+            self.retries += 1
+        else:
+            self.requests += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def answered(self, latency: float, ttft: float | None, prompt: int | None,
+                 completion: int | None) -> None:
+        self.in_flight -= 1
+        self.latencies.append(latency)
+        if ttft is not None:
+            self.ttfts.append(ttft)
+        self.prompt_tokens += prompt or 0
+        self.completion_tokens += completion or 0
+
+    def errored(self, *, rate_limited: bool) -> None:
+        self.in_flight -= 1
+        if rate_limited:
+            self.rate_limited += 1
+
+    @property
+    def elapsed(self) -> float:
+        end = self.finished if self.finished is not None else time.perf_counter()
+        return end - self.started
+
+    def finish(self, status: str, message: str = "") -> None:
+        if self.finished is None:
+            self.finished = time.perf_counter()
+            self.status = status
+            self.message = message
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return float(np.percentile(np.asarray(values), q))
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a run did. `to_dict()` is JSON-serialisable; `failures` is a DataFrame
+    with one row per row that got no answer (index, text preview, error, raw answer)."""
+
+    rows: int
+    missing: int
+    distinct: int
+    chunks: int
+    cache_hits: int
+    requests: int
+    retries: int
+    rate_limited: int
+    failed: int
+    elapsed_s: float
+    rows_per_s: float
+    p50_s: float | None
+    p95_s: float | None
+    p99_s: float | None
+    ttft_p50_s: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    max_in_flight: int
+    status: str
+    message: str
+    failures: pd.DataFrame = field(repr=False, compare=False)
+
+    @classmethod
+    def from_metrics(cls, m: Metrics, failures: pd.DataFrame | None = None) -> Report:
+        elapsed = m.elapsed
+        if failures is None:
+            failures = pd.DataFrame(columns=FAILURE_COLUMNS)
+        return cls(
+            rows=m.rows, missing=m.missing, distinct=m.distinct, chunks=m.pieces,
+            cache_hits=m.cache_hits, requests=m.requests, retries=m.retries,
+            rate_limited=m.rate_limited, failed=len(failures),
+            elapsed_s=round(elapsed, 4),
+            rows_per_s=round(m.rows_done / elapsed, 2) if elapsed > 0 else 0.0,
+            p50_s=_pct(m.latencies, 50), p95_s=_pct(m.latencies, 95),
+            p99_s=_pct(m.latencies, 99), ttft_p50_s=_pct(m.ttfts, 50),
+            prompt_tokens=m.prompt_tokens, completion_tokens=m.completion_tokens,
+            max_in_flight=m.max_in_flight, status=m.status, message=m.message,
+            failures=failures,
+        )
+
+    @property
+    def calls_saved(self) -> int:
+        """Requests that dedupe and the cache made unnecessary."""
+        return max(0, self.rows - self.missing - (self.chunks - self.cache_hits))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            k: getattr(self, k) for k in self.__dataclass_fields__ if k != "failures"
+        }
+        for k, v in out.items():
+            if isinstance(v, float) and math.isnan(v):
+                out[k] = None
+        out["calls_saved"] = self.calls_saved
+        records = self.failures.astype(object).where(self.failures.notna(), None)
+        out["failures"] = [
+            {k: (v if isinstance(v, (str, int, float, type(None))) else str(v))
+             for k, v in row.items()}
+            for row in records.to_dict(orient="records")
+        ]
+        return out
+
+    def __repr__(self) -> str:
+        def sec(v: float | None) -> str:
+            return "-" if v is None else f"{v:.3f}s"
+
+        return (
+            f"<Report {self.status}: {self.rows} rows, {self.distinct} distinct, "
+            f"{self.cache_hits} cached, {self.requests} requests, {self.retries} retries, "
+            f"{self.rate_limited} rate-limited, {self.failed} failed, "
+            f"{self.elapsed_s:.2f}s, {self.rows_per_s:.1f} rows/s, "
+            f"p50 {sec(self.p50_s)}, p95 {sec(self.p95_s)}>"
+        )

@@ -1,0 +1,31 @@
+"""An embedded OpenAI-compatible chat completions simulator.
+
+A real aiohttp server on loopback with seeded latency, token-bucket rate
+limits (with OpenAI's ``x-ratelimit-*`` headers), a concurrency cap,
+injected faults and deterministic answers, for tests and benchmarks::
+
+    with serve(latency=0.05, rpm=600) as sim:
+        client = AsyncOpenAI(base_url=sim.base_url, api_key="x")
+        ...
+        assert max(sim.stats()["texts"].values()) == 1
+
+Modules: ``config`` (settings), ``answers`` (deterministic answers),
+``buckets`` (rate limits), ``stats``, ``server`` (aiohttp app), ``runner``
+(``serve``) and ``__main__`` (CLI).
+"""
+
+from .answers import answer_messages, answer_text, estimate_tokens
+from .config import FAULT_KINDS, SimulatorConfig
+from .runner import SimulatorHandle, serve
+from .server import create_app
+
+__all__ = [
+    "FAULT_KINDS",
+    "SimulatorConfig",
+    "SimulatorHandle",
+    "answer_messages",
+    "answer_text",
+    "create_app",
+    "estimate_tokens",
+    "serve",
+]

@@ -1,0 +1,71 @@
+"""Configuration of the simulated OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["FAULT_KINDS", "SimulatorConfig", "check_host"]
+
+#: Fault kinds, in the order the RNG picks from.
+FAULT_KINDS: tuple[str, ...] = ("error", "reset", "hang", "malformed")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulatorConfig:
+    """How the simulator behaves.  All times are in seconds.
+
+    ``rpm``/``tpm`` of ``None`` or 0 mean unlimited; ``capacity`` 0 means no
+    concurrency cap; ``faults`` is the probability of a fault per request.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    latency: float = 0.0  # median of the log-normal latency
+    jitter: float = 0.25  # sigma of the log-normal
+    ttft: float = 0.3  # streaming: first token after this fraction of latency
+    rpm: float | None = None
+    tpm: float | None = None
+    burst: float = 1.0
+    capacity: int = 0
+    faults: float = 0.0
+    fault_kinds: Sequence[str] = FAULT_KINDS
+    hang: float = 30.0
+    seed: int = 0
+    rate_headers: bool = True
+    api_key: str | None = None
+    models: Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        # Normalise sequences to tuples so the config stays hashable-ish.
+        object.__setattr__(self, "fault_kinds", tuple(self.fault_kinds))
+        if self.models is not None:
+            models = self.models
+            if isinstance(models, str):
+                models = [m for m in models.split(",") if m]
+            object.__setattr__(self, "models", tuple(models))
+        for name in ("latency", "jitter", "ttft", "hang"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.burst <= 0:
+            raise ValueError("burst must be > 0")
+        if self.capacity < 0:
+            raise ValueError("capacity must be >= 0")
+        if not 0.0 <= self.faults <= 1.0:
+            raise ValueError("faults must be a probability in [0, 1]")
+        unknown = set(self.fault_kinds) - set(FAULT_KINDS)
+        if unknown or not self.fault_kinds:
+            raise ValueError(f"fault_kinds must be a non-empty subset of {FAULT_KINDS}")
+
+
+def check_host(host: str, allow_remote: bool = False) -> None:
+    """Refuse to bind anything but loopback unless ``allow_remote``."""
+    if allow_remote or host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"refusing to bind non-loopback host {host!r} (pass --allow-remote)")
