@@ -46,7 +46,7 @@ def distinct_texts() -> list[tuple[str, str]]:
         for template in templates:
             keys = [k for k in FILL if "{" + k + "}" in template]
             for values in itertools.product(*(FILL[k] for k in keys)):
-                text = template.format(**dict(zip(keys, values))).strip()
+                text = template.format(**dict(zip(keys, values, strict=True))).strip()
                 for pre, post in itertools.product(PREFIXES, SUFFIXES):
                     out.append((pre + text + post, intent))
     return sorted(set(out))
