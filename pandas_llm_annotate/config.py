@@ -28,7 +28,7 @@ class Settings:
     model: str | None = None
     base_url: str = OPENAI_BASE_URL
     api_key: str | None = field(default=None, repr=False)
-    max_concurrency: int = 32
+    max_concurrency: int = 64
     max_retries: int = 6
     timeout: float = 60.0
     temperature: float = 0.0
@@ -37,6 +37,9 @@ class Settings:
     cache: bool | str | Path = True
     stream: bool = False
     progress: Progress = "auto"
+    rpm: float | None = None
+    tpm: float | None = None
+    rows_per_request: int | Literal["auto"] = 1
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -72,6 +75,15 @@ class Settings:
             raise ConfigError("max_retries must be >= 0 and timeout > 0.")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ConfigError(f"max_tokens must be at least 1, got {self.max_tokens!r}.")
+        rows = self.rows_per_request
+        if rows != "auto" and not (isinstance(rows, int) and rows >= 1):
+            raise ConfigError(
+                f"rows_per_request must be a whole number >= 1 or 'auto', got {rows!r}."
+            )
+        for name in ("rpm", "tpm"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name} must be positive (or None to learn it), got {value!r}.")
         if self.progress not in ("auto", True, False):
             raise ConfigError(f"progress must be 'auto', True or False, got {self.progress!r}.")
         return self
@@ -132,3 +144,6 @@ class Options(TypedDict, total=False):
     cache: bool | str | Path
     stream: bool
     progress: Progress
+    rpm: float
+    tpm: float
+    rows_per_request: int | Literal["auto"]

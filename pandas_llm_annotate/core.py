@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,14 +16,17 @@ from .cache import Cache, namespace_key, text_key
 from .chunking import estimate_tokens, split_text
 from .config import Settings, resolve
 from .errors import RequestError
+from .limiter import Limiter, shared_limiter
 from .metrics import FAILURE_COLUMNS, Failure, Metrics, Report
+from .packing import ROW_OVERHEAD_TOKENS, auto_rows, pack_system, pack_user, parse_pack
 from .plan import Plan, broadcast, plan_column
 from .prompts import build_messages, check_labels, merge_answers, normalize_answer, system_prompt
 from .runner import run_sync
-from .scheduler import FatalError, Scheduler
+from .scheduler import FatalError, Request, Scheduler
 from .transport import Completion, Transport
 
 PREVIEW_CHARS = 80
+Job = tuple[str, ...]  # piece keys sent in one request
 _last: Run | None = None
 
 
@@ -44,9 +48,11 @@ class Run:
         self.lowercase = prompt is None and self.labels is None
         self.system = system_prompt(prompt, self.labels)
         self.max_tokens = settings.max_tokens or default_max_tokens(prompt, self.labels)
+        self.packed = settings.rows_per_request != 1
         self.namespace = namespace_key(
             model=settings.model, base_url=settings.base_url, system=self.system,
             labels=self.labels, temperature=settings.temperature, max_tokens=self.max_tokens,
+            packed=self.packed,
         )
         self.plan: Plan = plan_column(values)
         self._split(self.plan.texts)
@@ -113,39 +119,99 @@ class Run:
         if not todo:
             return
         s = self.settings
+        limiter = shared_limiter(
+            s.base_url, s.api_key, str(s.model), max_concurrency=s.max_concurrency,
+            rpm=s.rpm, tpm=s.tpm, now=time.monotonic(),
+        )
+        self.limiter = limiter
+        k = self._rows_per_request(todo, limiter)
+        self.metrics.rows_per_request_target = k
         transport = Transport(s.base_url, api_key=s.api_key, timeout=s.timeout,
                               max_connections=s.max_concurrency)
 
-        async def send(key: str) -> Completion:
-            body = {
-                "model": s.model,
-                "messages": build_messages(self.system, self.piece_text[key]),
-                "temperature": s.temperature,
-                "max_tokens": self.max_tokens,
-            }
+        async def send(body: dict[str, Any]) -> Completion:
             return await transport.complete(body, stream=s.stream)
 
-        def on_answer(key: str, completion: Completion) -> None:
-            answer = normalize_answer(completion.content, self.labels, lowercase=self.lowercase)
-            if answer is None:
-                why = "answer is not one of the labels" if self.labels else "empty answer"
-                self.failed[key] = (why, completion.content)
-            else:
-                self.answers[key] = answer
-                if cache is not None:
-                    cache.put(key, answer, self.namespace)
-            self._done(key)
+        def on_answer(job: Job, completion: Completion) -> Sequence[Job]:
+            self.metrics.packed(len(job))
+            again = self._accept(job, completion.content, cache)
+            self.metrics.reasked += len(again)
+            return again
 
-        def on_failure(key: str, error: RequestError) -> None:
-            self.failed[key] = (str(error), None)
-            self._done(key)
+        def on_failure(job: Job, error: RequestError) -> None:
+            for key in job:
+                self.failed[key] = (str(error), None)
+                self._done(key)
 
-        scheduler: Scheduler[str] = Scheduler(
-            send=send, on_answer=on_answer, on_failure=on_failure, metrics=self.metrics,
-            max_concurrency=s.max_concurrency, max_retries=s.max_retries, rng=random.Random(),
+        scheduler: Scheduler[Job] = Scheduler(
+            prepare=self._prepare, send=send, on_answer=on_answer, on_failure=on_failure,
+            limiter=limiter, metrics=self.metrics, max_concurrency=s.max_concurrency,
+            max_retries=s.max_retries, rng=random.Random(),
         )
+        jobs = (tuple(todo[i : i + k]) for i in range(0, len(todo), k))
         async with transport:
-            await scheduler.run(todo)
+            await scheduler.run(jobs)
+
+    def _rows_per_request(self, todo: list[str], limiter: Limiter) -> int:
+        rows = self.settings.rows_per_request
+        if rows != "auto":
+            return rows
+        bucket = limiter.tokens.capacity if limiter.tokens is not None else None
+        sample = [self.piece_text[k] for k in todo[:2000]]
+        return auto_rows(sample, answer_tokens=self.max_tokens, token_bucket=bucket)
+
+    def _prepare(self, job: Job) -> Request[Job]:
+        texts = [self.piece_text[k] for k in job]
+        if len(job) == 1 and not self.packed:
+            system, user, max_tokens = self.system, texts[0], self.max_tokens
+            extra: dict[str, Any] = {}
+        else:
+            system, user = pack_system(self.system), pack_user(texts)
+            max_tokens = len(job) * (self.max_tokens + ROW_OVERHEAD_TOKENS) + 16
+            extra = {"response_format": {"type": "json_object"}}
+        body = {
+            "model": self.settings.model,
+            "messages": build_messages(system, user),
+            "temperature": self.settings.temperature,
+            "max_tokens": max_tokens,
+            **extra,
+        }
+        estimate = estimate_tokens(system) + estimate_tokens(user) + 8
+        return Request(job, body, estimate, max_tokens)
+
+    def _accept(self, job: Job, content: str, cache: Cache | None) -> Sequence[Job]:
+        """Record the answers in `content`; return what must be asked again."""
+        if len(job) == 1 and not self.packed:
+            self._record(job[0], content, cache)
+            return ()
+        found = parse_pack(content, len(job))
+        if found is None and len(job) > 1:
+            half = (len(job) + 1) // 2  # nothing readable: ask again in smaller packs
+            return (job[:half], job[half:])
+        again: list[Job] = []
+        for i, key in enumerate(job, 1):
+            raw = (found or {}).get(i)
+            if raw is not None and self._valid(raw) is not None:
+                self._record(key, raw, cache)
+            elif len(job) > 1:
+                again.append((key,))  # missing or invalid: alone, never guessed
+            else:
+                self._record(key, raw if raw is not None else content, cache)
+        return again
+
+    def _valid(self, raw: str) -> str | None:
+        return normalize_answer(raw, self.labels, lowercase=self.lowercase)
+
+    def _record(self, key: str, raw: str, cache: Cache | None) -> None:
+        answer = self._valid(raw)
+        if answer is None:
+            why = "answer is not one of the labels" if self.labels else "empty answer"
+            self.failed[key] = (why, raw)
+        else:
+            self.answers[key] = answer
+            if cache is not None:
+                cache.put(key, answer, self.namespace)
+        self._done(key)
 
     def _text_answers(self) -> list[str | None]:
         out: list[str | None] = []

@@ -1,23 +1,67 @@
-"""Pure policy, no I/O: when to retry, how long to wait, when the whole run must pause.
+"""Pure policy, no I/O: how fast to send, how many at once, when to retry.
 
-Every function takes the current time as an argument, so tests drive it with a
+Every method takes the current time as an argument (`now`, monotonic seconds;
+`now_epoch` where a header names a wall-clock date), so tests drive it with a
 fake clock instead of sleeping.
+
+- Token buckets for requests and tokens, from `rpm=`/`tpm=` or learned from
+  response headers (OpenAI `x-ratelimit-*`, Anthropic `anthropic-ratelimit-*`).
+- A 429 pauses every sender until the reset the server names.
+- An AIMD window bounds requests in flight: +1/window on success, halved on
+  overload (503, 529, timeouts, dropped connections, 429 without headers).
+- Limiters are shared by every run in the process for the same server, key and
+  model (`shared_limiter`), so two cells running at once do not double the rate.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import random
+import re
+import threading
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 from .errors import (
     AuthenticationError,
     ConnectError,
     NotFoundError,
-    RateLimitError,
     RequestError,
 )
+
+PROBE_WINDOW = 16  # requests in flight before the first answer tells us the limits
+DEFAULT_BURST_S = 1.0  # bucket depth assumed for user-given rpm/tpm
+_GO_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
+_GO_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def go_duration(text: str) -> float | None:
+    """Seconds in a Go duration such as `6m0s`, `1.2s`, `12ms`; None if it is not one."""
+    text = text.strip()
+    parts = _GO_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * _GO_UNIT[u] for n, u in parts)
+
+
+def reset_seconds(value: str, now_epoch: float) -> float | None:
+    """A reset header: a Go duration, plain seconds, or an RFC 3339 date."""
+    secs = go_duration(value)
+    if secs is not None:
+        return secs
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return max(0.0, when.timestamp() - now_epoch)
+    except ValueError:
+        return None
 
 
 def retry_after(headers: Mapping[str, str], now_epoch: float) -> float | None:
@@ -43,6 +87,40 @@ def retry_after(headers: Mapping[str, str], now_epoch: float) -> float | None:
         return None
 
 
+@dataclass(frozen=True)
+class Quota:
+    """One dimension's limit as a server reported it."""
+
+    per_minute: float
+    remaining: float | None
+    reset_s: float | None
+
+
+def read_quotas(headers: Mapping[str, str], now_epoch: float) -> dict[str, Quota]:
+    """`{"requests": Quota, "tokens": Quota}` from OpenAI or Anthropic headers."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    found: dict[str, Quota] = {}
+    for dim in ("requests", "tokens"):
+        for limit, remaining, reset in (
+            (f"x-ratelimit-limit-{dim}", f"x-ratelimit-remaining-{dim}",
+             f"x-ratelimit-reset-{dim}"),
+            (f"anthropic-ratelimit-{dim}-limit", f"anthropic-ratelimit-{dim}-remaining",
+             f"anthropic-ratelimit-{dim}-reset"),
+        ):
+            if limit not in lower:
+                continue
+            try:
+                per_minute = float(lower[limit])
+                left = float(lower[remaining]) if remaining in lower else None
+            except ValueError:
+                continue
+            when = reset_seconds(lower[reset], now_epoch) if reset in lower else None
+            if per_minute > 0:
+                found[dim] = Quota(per_minute, left, when)
+            break
+    return found
+
+
 def backoff(attempt: int, *, base: float = 0.5, cap: float = 20.0,
             rng: random.Random | None = None) -> float:
     """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
@@ -59,24 +137,234 @@ def is_fatal(exc: RequestError, *, any_success: bool) -> bool:
 
 
 @dataclass
-class Gate:
-    """A run-wide pause: after a 429, nobody sends until the time the server named.
+class Bucket:
+    """A token bucket: holds at most `capacity`, refills `rate` per second."""
 
-    `wait(now)` says how long a sender must wait; `rate_limited(now, exc)` moves
-    the gate forward and returns the pause it set.
-    """
+    capacity: float
+    rate: float
+    level: float
+    stamp: float
 
-    open_at: float = 0.0
-    default_pause: float = 1.0
+    @classmethod
+    def per_minute(cls, per_minute: float, burst_s: float, now: float) -> Bucket:
+        rate = per_minute / 60.0
+        capacity = max(1.0, rate * burst_s)
+        return cls(capacity, rate, capacity, now)
+
+    def refill(self, now: float) -> None:
+        if now > self.stamp:
+            self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+            self.stamp = now
+
+    def wait(self, cost: float, now: float) -> float:
+        """Seconds until `cost` fits (a cost above capacity waits for a full bucket)."""
+        self.refill(now)
+        missing = min(cost, self.capacity) - self.level
+        return missing / self.rate if missing > 0 else 0.0
+
+    def take(self, cost: float) -> None:
+        self.level -= min(cost, self.capacity)
+
+
+@dataclass
+class Window:
+    """AIMD bound on requests in flight."""
+
+    cap: int
+    size: float
+    floor: float = 1.0
+    cut_at: float = -math.inf
+    cooldown_s: float = 1.0
+
+    def grow(self) -> None:
+        self.size = min(float(self.cap), self.size + 1.0 / self.size)
+
+    def cut(self, now: float) -> bool:
+        """Halve, at most once per cooldown (one burst of errors is one signal)."""
+        if now - self.cut_at < self.cooldown_s:
+            return False
+        self.size = max(self.floor, self.size / 2)
+        self.cut_at = now
+        return True
+
+    @property
+    def limit(self) -> int:
+        return max(1, int(self.size))
+
+
+@dataclass
+class Limiter:
+    """Admission control for one server + key + model. Thread-safe."""
+
+    max_concurrency: int
+    rpm: float | None = None
+    tpm: float | None = None
     rng: random.Random = field(default_factory=random.Random)
 
-    def wait(self, now: float) -> float:
-        return max(0.0, self.open_at - now)
+    def __post_init__(self) -> None:
+        self.window = Window(cap=self.max_concurrency, size=float(self.max_concurrency))
+        self.requests: Bucket | None = None
+        self.tokens: Bucket | None = None
+        self.learned = False  # a response told us the limits (or that there are none)
+        self.paused_until = 0.0
+        self.in_flight = 0
+        self.token_scale = 1.0  # actual prompt tokens / our estimate, learned from usage
+        self._quiet_429s = 0
+        self._guessed = False  # the requests bucket is our guess from headerless 429s
+        self._recent: deque[float] = deque()  # times of recent successes
+        self._lock = threading.Lock()
+        self.set_limits(self.rpm, self.tpm, now=0.0)
 
-    def rate_limited(self, now: float, exc: RateLimitError, now_epoch: float) -> float:
-        pause = retry_after(exc.headers, now_epoch)
-        if pause is None:
-            pause = self.default_pause * (1 + self.rng.random())
-        # A little spread so the paused senders do not all fire at the same instant.
-        self.open_at = max(self.open_at, now + pause + self.rng.uniform(0, 0.05))
-        return pause
+    def set_limits(self, rpm: float | None, tpm: float | None, *, now: float) -> None:
+        """User-given limits; they win over what headers say."""
+        with self._lock:
+            self.rpm, self.tpm = rpm, tpm
+            if rpm:
+                self.requests = Bucket.per_minute(rpm, DEFAULT_BURST_S, now)
+            if tpm:
+                self.tokens = Bucket.per_minute(tpm, DEFAULT_BURST_S, now)
+            self.learned = self.learned or bool(rpm or tpm)
+
+    def set_concurrency(self, cap: int) -> None:
+        """A new run's cap; an idle limiter also forgets an old run's window cuts."""
+        with self._lock:
+            self.max_concurrency = cap
+            self.window.cap = cap
+            idle = self.in_flight == 0
+            self.window.size = float(cap) if idle else min(self.window.size, float(cap))
+
+    def cost(self, prompt_estimate: int, max_tokens: int) -> float:
+        """Token cost charged before sending: scaled prompt estimate + max_tokens."""
+        return prompt_estimate * self.token_scale + max_tokens
+
+    def acquire(self, cost: float, now: float) -> float:
+        """0.0 if a request of `cost` tokens may go now (it is counted in flight and
+        charged); else the seconds to wait (`math.inf`: wait for a release)."""
+        with self._lock:
+            wait = max(0.0, self.paused_until - now)
+            limit = self.window.limit if self.learned else min(PROBE_WINDOW, self.window.limit)
+            if wait == 0 and self.in_flight >= limit:
+                return math.inf
+            for bucket, amount in ((self.requests, 1.0), (self.tokens, cost)):
+                if bucket is not None:
+                    wait = max(wait, bucket.wait(amount, now))
+            if wait > 0:
+                return wait
+            for bucket, amount in ((self.requests, 1.0), (self.tokens, cost)):
+                if bucket is not None:
+                    bucket.take(amount)
+            self.in_flight += 1
+            return 0.0
+
+    def succeeded(self, now: float, headers: Mapping[str, str], now_epoch: float, *,
+                  prompt_estimate: int = 0, prompt_tokens: int | None = None) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            self.window.grow()
+            self._quiet_429s = 0
+            self._recent.append(now)
+            if self._guessed and self.requests is not None:
+                self.requests.refill(now)
+                self.requests.rate += 1.0 / max(1.0, self.requests.rate)  # +1 req/s per second
+            if prompt_tokens and prompt_estimate:
+                ratio = prompt_tokens / prompt_estimate
+                self.token_scale = 0.8 * self.token_scale + 0.2 * min(4.0, max(0.25, ratio))
+            self._learn(headers, now, now_epoch)
+            self.learned = True
+
+    def failed(self, now: float, *, overload: bool) -> None:
+        """A request ended without an answer; `overload` errors halve the window."""
+        with self._lock:
+            self.in_flight -= 1
+            if overload:
+                self.window.cut(now)
+
+    def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float) -> float:
+        """A 429: pause every sender until the server's reset; returns the pause."""
+        with self._lock:
+            self.in_flight -= 1
+            pause = retry_after(headers, now_epoch)
+            quotas = self._learn(headers, now, now_epoch)
+            for name, quota in quotas.items():
+                bucket = self.requests if name == "requests" else self.tokens
+                if bucket is not None and quota.remaining is not None:
+                    bucket.level = min(bucket.level, quota.remaining)
+            if pause is None and not quotas:
+                # No hint at all: cut our guess of the rate; a new burst of 429s in a
+                # row also pauses a little longer each time (capped at 5 s).
+                if self._guess_rate(now):
+                    self._quiet_429s += 1
+                    pause = min(5.0, 0.25 * 2 ** (self._quiet_429s - 1)) * (1 + self.rng.random())
+                else:
+                    pause = 0.0
+            if pause is None:
+                pause = max((b.wait(1.0, now) for b in (self.requests, self.tokens) if b),
+                            default=1.0)
+            self.paused_until = max(self.paused_until, now + pause + self.rng.uniform(0, 0.02))
+            self.learned = True
+            return pause
+
+    def _guess_rate(self, now: float) -> bool:
+        """Multiplicative decrease of the request rate, once per cooldown: 3/4 of what
+        the server just let through (answered in the last second, plus still in
+        flight). A user-given rpm, or one learned from headers, is kept."""
+        if self.rpm or (self.requests is not None and not self._guessed):
+            return False
+        if now - self.window.cut_at < self.window.cooldown_s:
+            return False
+        self.window.cut_at = now
+        while self._recent and self._recent[0] < now - 1.0:
+            self._recent.popleft()
+        seen = float(len(self._recent) + self.in_flight)
+        if self.requests is not None:
+            seen = min(seen, self.requests.rate)
+        rate = max(0.5, 0.75 * seen)
+        self.requests = Bucket(max(1.0, rate * 0.25), rate, 0.0, now)
+        self._guessed = True
+        return True
+
+    def _learn(self, headers: Mapping[str, str], now: float, now_epoch: float) -> dict[str, Quota]:
+        quotas = read_quotas(headers, now_epoch)
+        for name, quota in quotas.items():
+            if (self.rpm if name == "requests" else self.tpm):
+                continue  # the user's number wins
+            if name == "requests":
+                self._guessed = False
+            bucket = self.requests if name == "requests" else self.tokens
+            rate = quota.per_minute / 60.0
+            capacity = max(1.0, rate * DEFAULT_BURST_S)
+            if quota.remaining is not None and quota.reset_s is not None:
+                capacity = max(1.0, quota.remaining + quota.reset_s * rate)
+            if bucket is None:
+                # First news of this limit: what is left, less what we already sent.
+                left = quota.remaining if quota.remaining is not None else capacity
+                bucket = Bucket(capacity, rate, max(0.0, left - self.in_flight), now)
+            else:
+                bucket.refill(now)
+                bucket.capacity, bucket.rate = capacity, rate
+                bucket.level = min(bucket.level, capacity)
+            if name == "requests":
+                self.requests = bucket
+            else:
+                self.tokens = bucket
+        return quotas
+
+
+_shared: dict[tuple[str, str, str], Limiter] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_limiter(base_url: str, api_key: str | None, model: str, *, max_concurrency: int,
+                   rpm: float | None, tpm: float | None, now: float) -> Limiter:
+    """The process-wide limiter for this server, key and model (the key only hashed)."""
+    digest = hashlib.sha256((api_key or "").encode()).hexdigest()[:16]
+    key = (base_url, digest, model)
+    with _shared_lock:
+        limiter = _shared.get(key)
+        if limiter is None:
+            limiter = _shared[key] = Limiter(max_concurrency=max_concurrency, rpm=rpm, tpm=tpm)
+            return limiter
+    limiter.set_concurrency(max_concurrency)
+    if (rpm, tpm) != (limiter.rpm, limiter.tpm) and (rpm or tpm):
+        limiter.set_limits(rpm, tpm, now=now)
+    return limiter

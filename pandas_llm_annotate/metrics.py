@@ -41,6 +41,10 @@ class Metrics:
     in_flight: int = 0
     max_in_flight: int = 0
     rows_done: int = 0
+    answers: int = 0  # requests answered
+    packed_rows: int = 0  # texts those answers carried
+    reasked: int = 0  # texts asked again after a pack answer missed or garbled them
+    rows_per_request_target: int = 1
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latencies: list[float] = field(default_factory=list)
@@ -67,6 +71,10 @@ class Metrics:
             self.ttfts.append(ttft)
         self.prompt_tokens += prompt or 0
         self.completion_tokens += completion or 0
+
+    def packed(self, rows: int) -> None:
+        self.answers += 1
+        self.packed_rows += rows
 
     def errored(self, *, rate_limited: bool) -> None:
         self.in_flight -= 1
@@ -114,6 +122,9 @@ class Report:
     prompt_tokens: int
     completion_tokens: int
     max_in_flight: int
+    rows_per_request: float
+    tokens_per_row: float | None
+    reasked: int
     status: str
     message: str
     failures: pd.DataFrame = field(repr=False, compare=False)
@@ -132,7 +143,11 @@ class Report:
             p50_s=_pct(m.latencies, 50), p95_s=_pct(m.latencies, 95),
             p99_s=_pct(m.latencies, 99), ttft_p50_s=_pct(m.ttfts, 50),
             prompt_tokens=m.prompt_tokens, completion_tokens=m.completion_tokens,
-            max_in_flight=m.max_in_flight, status=m.status, message=m.message,
+            max_in_flight=m.max_in_flight,
+            rows_per_request=round(m.packed_rows / m.answers, 2) if m.answers else 0.0,
+            tokens_per_row=(round((m.prompt_tokens + m.completion_tokens) / m.packed_rows, 1)
+                            if m.packed_rows else None),
+            reasked=m.reasked, status=m.status, message=m.message,
             failures=failures,
         )
 

@@ -1,0 +1,1 @@
+"""Benchmarks of pandas_llm_annotate against the embedded simulator; see ``run.py``."""

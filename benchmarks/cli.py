@@ -1,0 +1,53 @@
+"""``python benchmarks/run.py [--quick] [--only NAME,...]``: run the scenarios, print
+markdown tables, write ``benchmarks/results/<scenario>.{md,json,png}``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+
+from benchmarks.child import OFFLINE_ENV
+from benchmarks.results import RESULTS, Scenario, write
+from benchmarks.scenarios import core, memory, overhead, rpm
+
+SCENARIOS: dict[str, Callable[[bool], Scenario]] = {
+    "core": core.run,
+    "rpm": rpm.run,
+    "rpm-noheaders": rpm.run_noheaders,
+    "tpm": rpm.run_tpm,
+    "overhead": overhead.run,
+    "memory": memory.run,
+}
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="skip the ~5 min sequential contender, shrink the memory run")
+    parser.add_argument("--only", default="",
+                        help=f"comma-separated scenarios out of: {', '.join(SCENARIOS)}")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
+    args.names = names
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    os.environ.update(OFFLINE_ENV)  # this process too: nothing phones home
+    mode = "quick" if args.quick else "full"
+    print(f"# pandas_llm_annotate benchmarks ({mode} run: {', '.join(args.names)})\n")
+    for name in args.names:
+        start = time.monotonic()
+        scenario = SCENARIOS[name](args.quick)
+        text = write(scenario)
+        print(text)
+        print(f"_{name}: {time.monotonic() - start:.0f} s in all; results in "
+              f"{RESULTS.relative_to(RESULTS.parent.parent)}/{name}.(md|json|png)_\n",
+              flush=True)
+    return 0

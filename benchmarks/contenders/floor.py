@@ -1,0 +1,53 @@
+"""The bare minimum, to measure what the simulator and loopback can carry: one pooled
+aiohttp session, ``options.concurrency`` workers, one request per distinct text, JSON
+parsed, nothing else (no retry, cache, label check). Its wall time is the bound."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+
+from benchmarks.protocol import Spec, emit, load_spec, load_texts, stopwatch
+
+
+async def label_all(spec: Spec, texts: list[str], concurrency: int) -> dict[str, str | None]:
+    todo = list(dict.fromkeys(texts))
+    answers: dict[str, str | None] = dict.fromkeys(todo)
+    url = spec["base_url"] + "/chat/completions"
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for text in todo:
+        queue.put_nowait(text)
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0)
+    headers = {"Authorization": "Bearer sk-simulator"}
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def work() -> None:
+            while not queue.empty():
+                text = queue.get_nowait()
+                body = {
+                    "model": spec["model"], "temperature": 0, "max_tokens": spec["max_tokens"],
+                    "messages": [{"role": "system", "content": spec["system"]},
+                                 {"role": "user", "content": text}],
+                }
+                async with session.post(url, json=body) as resp:
+                    raw = await resp.read()
+                if resp.status == 200:
+                    answers[text] = json.loads(raw)["choices"][0]["message"]["content"]
+
+        await asyncio.gather(*(work() for _ in range(concurrency)))
+    return answers
+
+
+def main() -> None:
+    spec = load_spec()
+    texts = load_texts(spec)
+    concurrency = int(spec.get("options", {}).get("concurrency", 64))
+    with stopwatch() as t:
+        by_text = asyncio.run(label_all(spec, texts, concurrency))
+    emit({"wall_s": t[0], "answers": [by_text[x] for x in texts], "retries": 0, "info": {}})
+
+
+if __name__ == "__main__":
+    main()

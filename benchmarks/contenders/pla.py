@@ -1,0 +1,36 @@
+"""This package: ``df.llm.annotate`` with the spec's settings (``options.settings``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.protocol import emit, load_spec, load_texts, stopwatch
+
+
+def main() -> None:
+    spec = load_spec()
+    texts = load_texts(spec)
+    opts = spec.get("options", {})
+
+    import pandas as pd
+
+    import pandas_llm_annotate as pla
+
+    df = pd.DataFrame({"text": texts})
+    settings: dict[str, Any] = {
+        "model": spec["model"], "base_url": spec["base_url"], "api_key": "sk-simulator",
+        "cache": opts["cache_dir"], "progress": False, **opts.get("settings", {}),
+    }
+    with stopwatch() as t:
+        out = df.llm.annotate("text", spec["prompt"], labels=spec["labels"], **settings)
+    report = pla.last_report()
+    assert report is not None
+    info = report.to_dict()
+    failures = info.pop("failures")
+    info["failures_first"] = failures[:3]
+    answers = [a if isinstance(a, str) else None for a in out.tolist()]
+    emit({"wall_s": t[0], "answers": answers, "retries": report.retries, "info": info})
+
+
+if __name__ == "__main__":
+    main()
