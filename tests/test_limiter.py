@@ -1,0 +1,240 @@
+"""The limiter is pure policy: driven here with a fake clock, never with sleeps."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from pandas_llm_annotate.errors import (
+    AuthenticationError,
+    ConnectError,
+    NotFoundError,
+    ServerError,
+)
+from pandas_llm_annotate.limiter import (
+    PROBE_WINDOW,
+    Bucket,
+    Limiter,
+    Window,
+    backoff,
+    go_duration,
+    is_fatal,
+    read_quotas,
+    reset_seconds,
+    retry_after,
+    shared_limiter,
+)
+
+EPOCH = 1_700_000_000.0
+
+
+def openai_headers(rpm: int, left: int, reset: str, tpm: int = 0, tleft: int = 0,
+                   treset: str = "0s") -> dict[str, str]:
+    h = {
+        "x-ratelimit-limit-requests": str(rpm),
+        "x-ratelimit-remaining-requests": str(left),
+        "x-ratelimit-reset-requests": reset,
+    }
+    if tpm:
+        h |= {
+            "x-ratelimit-limit-tokens": str(tpm),
+            "x-ratelimit-remaining-tokens": str(tleft),
+            "x-ratelimit-reset-tokens": treset,
+        }
+    return h
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("6m0s", 360.0), ("1.2s", 1.2), ("12ms", 0.012), ("1h2m3s", 3723.0), ("0s", 0.0),
+     ("250us", 0.00025), ("1m30.5s", 90.5)],
+)
+def test_go_durations(text: str, seconds: float) -> None:
+    assert go_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "1.2", "5 s", "s1"])
+def test_not_go_durations(text: str) -> None:
+    assert go_duration(text) is None
+
+
+def test_reset_seconds_forms() -> None:
+    assert reset_seconds("1.5s", EPOCH) == 1.5
+    assert reset_seconds("7", EPOCH) == 7.0
+    # Anthropic: an RFC 3339 date
+    assert reset_seconds("2023-11-14T22:13:30Z", EPOCH) == pytest.approx(10.0)
+    assert reset_seconds("soon", EPOCH) is None
+
+
+def test_retry_after_prefers_ms_then_seconds_then_date() -> None:
+    assert retry_after({"retry-after-ms": "250", "retry-after": "9"}, EPOCH) == 0.25
+    assert retry_after({"Retry-After": "3"}, EPOCH) == 3.0
+    assert retry_after({"retry-after": "Tue, 14 Nov 2023 22:13:40 GMT"}, EPOCH) == (
+        pytest.approx(20.0)
+    )
+    assert retry_after({"retry-after": "later"}, EPOCH) is None
+    assert retry_after({}, EPOCH) is None
+
+
+def test_read_quotas_openai_and_anthropic() -> None:
+    q = read_quotas(openai_headers(2400, 39, "25ms", 100000, 99000, "600ms"), EPOCH)
+    assert q["requests"].per_minute == 2400 and q["requests"].remaining == 39
+    assert q["requests"].reset_s == pytest.approx(0.025)
+    assert q["tokens"].per_minute == 100000 and q["tokens"].reset_s == pytest.approx(0.6)
+    a = read_quotas({
+        "anthropic-ratelimit-requests-limit": "50",
+        "anthropic-ratelimit-requests-remaining": "49",
+        "anthropic-ratelimit-requests-reset": "2023-11-14T22:13:21Z",
+    }, EPOCH)
+    assert a["requests"].per_minute == 50 and a["requests"].reset_s == pytest.approx(1.0)
+    assert read_quotas({"x-ratelimit-limit-requests": "lots"}, EPOCH) == {}
+
+
+def test_backoff_is_full_jitter_and_capped() -> None:
+    rng = random.Random(1)
+    draws = [backoff(10, base=0.5, cap=20, rng=rng) for _ in range(2000)]
+    assert 0 <= min(draws) < 1 and 19 < max(draws) <= 20
+    assert all(0 <= backoff(0, base=0.5, rng=rng) <= 0.5 for _ in range(100))
+
+
+def test_fatal_errors() -> None:
+    assert is_fatal(AuthenticationError("x", status=401), any_success=True)
+    assert is_fatal(NotFoundError("x", status=404), any_success=True)
+    assert is_fatal(ConnectError("x"), any_success=False)
+    assert not is_fatal(ConnectError("x"), any_success=True)
+    assert not is_fatal(ServerError("x", status=500), any_success=False)
+
+
+def test_bucket_refills_and_waits() -> None:
+    b = Bucket.per_minute(600, 1.0, now=0.0)  # 10/s, capacity 10
+    assert b.capacity == 10
+    for _ in range(10):
+        assert b.wait(1, 0.0) == 0
+        b.take(1)
+    assert b.wait(1, 0.0) == pytest.approx(0.1)
+    assert b.wait(1, 0.1) == pytest.approx(0.0)
+    assert b.wait(50, 0.1) == pytest.approx(0.9)  # above capacity: waits for a full bucket
+
+
+def test_window_aimd() -> None:
+    w = Window(cap=64, size=64.0)
+    assert w.cut(10.0) and w.limit == 32
+    assert not w.cut(10.5)  # same burst of errors: one signal
+    assert w.cut(11.5) and w.limit == 16
+    for _ in range(17):
+        w.grow()
+    assert w.limit == 17  # about +1 per window's worth of successes
+    for _ in range(10_000):
+        w.grow()
+    assert w.limit == 64
+
+
+def test_probe_window_until_first_answer() -> None:
+    lim = Limiter(max_concurrency=64)
+    admitted = sum(lim.acquire(1, 0.0) == 0 for _ in range(100))
+    assert admitted == PROBE_WINDOW
+    assert lim.acquire(1, 0.0) == math.inf
+    lim.succeeded(0.3, {}, EPOCH)  # no rate headers: the full window opens
+    admitted = sum(lim.acquire(1, 0.3) == 0 for _ in range(100))
+    assert lim.in_flight == 64 and admitted == 64 - (PROBE_WINDOW - 1)
+
+
+def test_learns_limits_from_headers_and_paces() -> None:
+    lim = Limiter(max_concurrency=64)
+    assert lim.acquire(1, 0.0) == 0
+    # 2,400 RPM with a 1 s bucket: 39 left and 25 ms to full → capacity 40, 40/s
+    lim.succeeded(0.3, openai_headers(2400, 39, "25ms"), EPOCH)
+    assert lim.requests is not None
+    assert lim.requests.rate == pytest.approx(40)
+    assert lim.requests.capacity == pytest.approx(40)
+    now, sent = 0.3, 0
+    while now < 10.3:  # ten seconds of fake time, answers come back at once
+        if lim.acquire(1, now) == 0:
+            sent += 1
+            lim.succeeded(now, {}, EPOCH)
+        else:
+            now += 0.001
+    assert 39 + 400 - 2 <= sent <= 39 + 400 + 1  # the bucket's depth plus 40/s, no more
+
+
+def test_429_pauses_everyone_until_named_reset() -> None:
+    lim = Limiter(max_concurrency=8)
+    lim.acquire(1, 0.0)
+    lim.succeeded(0.1, {}, EPOCH)
+    assert lim.acquire(1, 1.0) == 0
+    pause = lim.rate_limited(1.0, {"retry-after-ms": "1500"}, EPOCH)
+    assert pause == 1.5
+    wait = lim.acquire(1, 1.1)
+    assert 1.39 <= wait <= 1.43
+    assert lim.acquire(1, 2.53) == 0
+
+
+def test_429_with_quota_headers_drains_bucket() -> None:
+    lim = Limiter(max_concurrency=8)
+    lim.acquire(1, 0.0)
+    lim.succeeded(0.1, openai_headers(600, 9, "100ms"), EPOCH)
+    lim.acquire(1, 0.2)
+    pause = lim.rate_limited(0.2, openai_headers(600, 0, "1s"), EPOCH)
+    assert pause == pytest.approx(0.1, abs=0.02)  # time for one request to drip in
+    assert lim.requests is not None and lim.requests.level <= 0.01
+
+
+def test_headerless_429_guesses_rate_and_grows_back() -> None:
+    lim = Limiter(max_concurrency=64)
+    lim.acquire(1, 0.0)
+    lim.succeeded(0.3, {}, EPOCH)
+    for i in range(40):  # 40 answers in the last second, 10 still in flight
+        lim.acquire(1, 0.3)
+        lim.succeeded(0.3 + i / 40, {}, EPOCH)
+    for _ in range(11):
+        lim.acquire(1, 1.3)
+    pause = lim.rate_limited(1.3, {}, EPOCH)
+    assert lim.requests is not None
+    guessed = lim.requests.rate
+    assert guessed == pytest.approx(0.75 * (40 + 10), rel=0.05)
+    assert 0.25 <= pause <= 0.5
+    assert lim.rate_limited(1.35, {}, EPOCH) == 0.0  # same burst: no second cut
+    assert lim.requests.rate == guessed
+    for _ in range(100):
+        lim.succeeded(2.0, {}, EPOCH)
+    assert lim.requests.rate > guessed  # additive increase
+
+
+def test_user_limits_win_over_headers() -> None:
+    lim = Limiter(max_concurrency=8, rpm=60)
+    assert lim.learned  # no probe needed
+    lim.acquire(1, 0.0)
+    lim.succeeded(0.1, openai_headers(6000, 99, "1s"), EPOCH)
+    assert lim.requests is not None and lim.requests.rate == pytest.approx(1.0)
+
+
+def test_token_bucket_and_usage_correction() -> None:
+    lim = Limiter(max_concurrency=8, tpm=6000)  # 100 tokens/s, capacity 100
+    assert lim.cost(50, 30) == 80
+    assert lim.acquire(80, 0.0) == 0
+    assert lim.acquire(80, 0.0) == pytest.approx(0.6)
+    for _ in range(30):  # the server counts twice our estimate
+        lim.succeeded(0.1, {}, EPOCH, prompt_estimate=50, prompt_tokens=100)
+    assert lim.cost(50, 30) == pytest.approx(130, rel=0.02)
+
+
+def test_overload_cuts_window() -> None:
+    lim = Limiter(max_concurrency=64)
+    lim.acquire(1, 0.0)
+    lim.succeeded(0.1, {}, EPOCH)
+    lim.acquire(1, 1.0)
+    lim.failed(1.0, overload=True)
+    assert lim.window.limit == 32
+    lim.acquire(1, 1.1)
+    lim.failed(1.1, overload=False)
+    assert lim.window.limit == 32
+
+
+def test_shared_per_server_key_and_model() -> None:
+    a = shared_limiter("http://h/v1", "k1", "m", max_concurrency=8, rpm=None, tpm=None, now=0)
+    b = shared_limiter("http://h/v1", "k1", "m", max_concurrency=8, rpm=None, tpm=None, now=0)
+    c = shared_limiter("http://h/v1", "k2", "m", max_concurrency=8, rpm=None, tpm=None, now=0)
+    d = shared_limiter("http://h/v1", "k1", "m2", max_concurrency=8, rpm=None, tpm=None, now=0)
+    assert a is b and a is not c and a is not d
