@@ -23,6 +23,7 @@ from .plan import Plan, broadcast, plan_column
 from .prompts import build_messages, check_labels, merge_answers, normalize_answer, system_prompt
 from .runner import run_sync
 from .scheduler import FatalError, Request, Scheduler
+from .structured import Negotiator, pack_schema, rejects_format, response_format
 from .transport import Completion, Transport
 
 PREVIEW_CHARS = 80
@@ -124,6 +125,7 @@ class Run:
             rpm=s.rpm, tpm=s.tpm, now=time.monotonic(),
         )
         self.limiter = limiter
+        self.formats = Negotiator(s.base_url, str(s.model))
         k = self._rows_per_request(todo, limiter)
         self.metrics.rows_per_request_target = k
         transport = Transport(s.base_url, api_key=s.api_key, timeout=s.timeout,
@@ -134,6 +136,8 @@ class Run:
 
         def on_answer(job: Job, completion: Completion) -> Sequence[Job]:
             self.metrics.packed(len(job))
+            if len(job) > 1 or self.packed:
+                self.metrics.answer_format = self.formats.form
             again = self._accept(job, completion.content, cache)
             self.metrics.reasked += len(again)
             return again
@@ -146,7 +150,7 @@ class Run:
         scheduler: Scheduler[Job] = Scheduler(
             prepare=self._prepare, send=send, on_answer=on_answer, on_failure=on_failure,
             limiter=limiter, metrics=self.metrics, max_concurrency=s.max_concurrency,
-            max_retries=s.max_retries, rng=random.Random(),
+            max_retries=s.max_retries, reformat=self._reformat, rng=random.Random(),
         )
         jobs = (tuple(todo[i : i + k]) for i in range(0, len(todo), k))
         async with transport:
@@ -168,7 +172,9 @@ class Run:
         else:
             system, user = pack_system(self.system), pack_user(texts)
             max_tokens = len(job) * (self.max_tokens + ROW_OVERHEAD_TOKENS) + 16
-            extra = {"response_format": {"type": "json_object"}}
+            form = self.formats.form
+            fmt = response_format(form, pack_schema(len(job), self.labels))
+            extra = {} if fmt is None else {"response_format": fmt}
         body = {
             "model": self.settings.model,
             "messages": build_messages(system, user),
@@ -177,7 +183,12 @@ class Run:
             **extra,
         }
         estimate = estimate_tokens(system) + estimate_tokens(user) + 8
-        return Request(job, body, estimate, max_tokens)
+        return Request(job, body, estimate, max_tokens, form if extra else "plain")
+
+    def _reformat(self, request: Request[Job], error: RequestError) -> bool:
+        if request.form == "plain" or not rejects_format(error):
+            return False
+        return self.formats.step_down(request.form)
 
     def _accept(self, job: Job, content: str, cache: Cache | None) -> Sequence[Job]:
         """Record the answers in `content`; return what must be asked again."""

@@ -45,6 +45,7 @@ class Metrics:
     packed_rows: int = 0  # texts those answers carried
     reasked: int = 0  # texts asked again after a pack answer missed or garbled them
     rows_per_request_target: int = 1
+    answer_format: str = "plain"  # structured-output form of the last answered request
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latencies: list[float] = field(default_factory=list)
@@ -125,6 +126,7 @@ class Report:
     rows_per_request: float
     tokens_per_row: float | None
     reasked: int
+    answer_format: str
     status: str
     message: str
     failures: pd.DataFrame = field(repr=False, compare=False)
@@ -147,7 +149,7 @@ class Report:
             rows_per_request=round(m.packed_rows / m.answers, 2) if m.answers else 0.0,
             tokens_per_row=(round((m.prompt_tokens + m.completion_tokens) / m.packed_rows, 1)
                             if m.packed_rows else None),
-            reasked=m.reasked, status=m.status, message=m.message,
+            reasked=m.reasked, answer_format=m.answer_format, status=m.status, message=m.message,
             failures=failures,
         )
 

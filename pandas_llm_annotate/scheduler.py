@@ -48,6 +48,7 @@ class Request(Generic[J]):
     body: dict[str, Any]
     prompt_estimate: int
     max_tokens: int
+    form: str = "plain"  # the structured-output form in the body
 
 
 @dataclass
@@ -57,8 +58,10 @@ class Scheduler(Generic[J]):
     `prepare(job)` builds the request; `on_answer(job, completion)` handles a success
     and returns follow-up jobs (e.g. rows of a pack to ask again alone), which the
     same worker sends next; `on_failure(job, error)` gets each job that failed for
-    good. A fatal error (bad key, wrong model, unreachable server) cancels the rest
-    and is raised once as `FatalError`.
+    good. `reformat(request, error)` says whether the server refused the request's
+    answer format and a weaker one is now chosen: the job is then prepared again
+    (an identical rejected request is never resent). A fatal error (bad key, wrong
+    model, unreachable server) cancels the rest and is raised once as `FatalError`.
     """
 
     prepare: Callable[[J], Request[J]]
@@ -69,6 +72,7 @@ class Scheduler(Generic[J]):
     metrics: Metrics
     max_concurrency: int
     max_retries: int
+    reformat: Callable[[Request[J], RequestError], bool] = lambda request, error: False
     rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
@@ -132,6 +136,10 @@ class Scheduler(Generic[J]):
                 self.metrics.errored(rate_limited=isinstance(exc, RateLimitError))
                 delay = self._settle_error(exc)
                 self._release()
+                if self.reformat(request, exc):
+                    request = self.prepare(job)
+                    rate_waits += 1
+                    continue
                 if is_fatal(exc, any_success=self._any_success):
                     raise FatalError(exc) from exc
                 if isinstance(exc, RateLimitError) and delay is not None \

@@ -301,7 +301,7 @@ def test_max_concurrency_is_respected(tmp_path: Path) -> None:
 
 
 def test_faults_and_hangs_are_retried_until_every_row_is_labelled(tmp_path: Path) -> None:
-    # Seed 3 makes the first requests hit every fault kind, hangs included.
+    # With seed 3 the simulator's first 100 requests draw every fault kind (a hang 9th).
     with serve(latency=0.01, faults=0.1, hang=2.0, seed=3) as sim:
         df = pd.DataFrame({"text": distinct_texts(100)})
         out = df.llm.annotate("text", labels=LABELS, model="m", base_url=sim.base_url,
@@ -309,8 +309,7 @@ def test_faults_and_hangs_are_retried_until_every_row_is_labelled(tmp_path: Path
                               progress=False)
         stats = sim.stats()
     rep = report()
-    assert stats["faults"]["hang"] > 0, stats["faults"]
-    assert sum(stats["faults"].values()) >= 5
+    assert all(n > 0 for n in stats["faults"].values()), stats["faults"]
     assert out.notna().all()
     assert out.tolist() == [sim_answer(t, labels=LABELS) for t in df["text"]]
     assert rep.retries > 0

@@ -47,6 +47,16 @@ def test_cache_file_is_private(opts: dict[str, Any], cache_dir: Path) -> None:
         assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
 
 
+def test_existing_cache_file_is_made_private(opts: dict[str, Any], tmp_path: Path) -> None:
+    target = tmp_path / "shared" / "answers.sqlite"
+    target.parent.mkdir()
+    target.touch(mode=0o644)
+    target.chmod(0o644)
+    frame().llm.annotate("text", labels=LABELS, **{**opts, "cache": target.parent})
+    assert cached_rows(target) == 10
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
 def test_cache_false_writes_nothing_and_asks_again(fresh_sim: SimulatorHandle,
                                                    opts: dict[str, Any], tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:

@@ -157,8 +157,9 @@ def test_malformed_answers_fail_after_retries_and_the_run_finishes(tmp_path: Pat
 
 def test_no_model_configured_says_how_to_configure(sim: SimulatorHandle) -> None:
     with pytest.raises(pla.ConfigError) as info:
-        texts(2).llm.annotate("text", base_url=sim.base_url, progress=False)
+        texts(2).llm.annotate("text", base_url=sim.base_url, api_key=SECRET, progress=False)
     message = str(info.value)
+    assert SECRET not in error_text(info.value)
     assert isinstance(info.value, ValueError)
     assert "configure(" in message
     assert "LLM_ANNOTATE_MODEL" in message

@@ -93,3 +93,37 @@ def test_bad_pack_answers_are_asked_again_never_guessed(tmp_path: Any) -> None:
     assert rep is not None
     assert list(got) == [truth(t) for t in texts]
     assert rep.failed == 0 and rep.reasked > 0
+
+
+def test_structured_output_negotiation_steps_down_once(tmp_path: Any) -> None:
+    """Like llama.cpp's server: json_schema → HTTP 500 naming response_format;
+    json_object with a schema is accepted. The rejected form is not sent again."""
+    from aiohttp import web
+
+    def reply(body: dict[str, Any]) -> Any:
+        fmt = body.get("response_format") or {}
+        if fmt.get("type") == "json_schema":
+            return web.json_response(
+                {"error": {"message": "response_format: 'json_schema' is not supported"}},
+                status=500)
+        items = json.loads(user_text(body))
+        assert fmt == {"type": "json_object", "schema": fmt["schema"]}
+        return json.dumps({it["id"]: truth(it["text"]) for it in items})
+
+    texts = [f"row {'y' * i}" for i in range(30)]
+    df = pd.DataFrame({"text": texts})
+    base = {"labels": LABELS, "model": "m", "cache": str(tmp_path), "rows_per_request": 5,
+            "progress": False}
+    with LocalServer(reply) as server:
+        got = df.llm.annotate("text", base_url=server.base_url, max_concurrency=1, **base)
+        schema_tries = [b for b in server.bodies
+                        if (b.get("response_format") or {}).get("type") == "json_schema"]
+        assert len(schema_tries) == 1  # rejected once, then never sent again
+        rep = pla.last_report()
+        assert rep is not None and rep.answer_format == "json_object+schema"
+        assert rep.failed == 0 and list(got) == [truth(t) for t in texts]
+        # The choice is remembered for this server in the process.
+        df2 = pd.DataFrame({"text": [t + "!" for t in texts]})
+        df2.llm.annotate("text", base_url=server.base_url, **base)
+        assert len([b for b in server.bodies
+                    if (b.get("response_format") or {}).get("type") == "json_schema"]) == 1
