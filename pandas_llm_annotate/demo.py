@@ -40,6 +40,13 @@ def main(argv: list[str] | None = None) -> None:
             print(f"\n{attempt}: {rep}")
             print(f"  requests sent {rep.requests} for {rep.rows} rows; "
                   f"calls saved by dedupe + cache: {rep.calls_saved}")
+        packed = df.llm.annotate("text", "Which intent is this?", labels=labels,
+                                 rows_per_request="auto", cache=False)
+        rep = pla.last_report()
+        assert rep is not None
+        print(f"\npacked (rows_per_request='auto', no cache): {rep}")
+        print(f"  {rep.rows_per_request:.0f} texts per request, {rep.reasked} asked again, "
+              f"answers equal to one-per-request: {packed.equals(df['predicted'])}")
         topics = df["text"].head(8).to_frame()
         topics["topic"] = topics.llm.annotate("text")
         print("\ndefault task (no prompt): a short topic per text\n")
