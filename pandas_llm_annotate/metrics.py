@@ -46,6 +46,10 @@ class Metrics:
     reasked: int = 0  # texts asked again after a pack answer missed or garbled them
     rows_per_request_target: int = 1
     answer_format: str = "plain"  # structured-output form of the last answered request
+    semantic_hits: int = 0  # texts answered from the semantic cache
+    window: int = 0  # the limiter's current bound on requests in flight
+    errors: int = 0  # requests that ended in an error (429s included)
+    answered_at: list[float] = field(default_factory=list)  # seconds since start, per answer
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latencies: list[float] = field(default_factory=list)
@@ -68,6 +72,7 @@ class Metrics:
                  completion: int | None) -> None:
         self.in_flight -= 1
         self.latencies.append(latency)
+        self.answered_at.append(time.perf_counter() - self.started)
         if ttft is not None:
             self.ttfts.append(ttft)
         self.prompt_tokens += prompt or 0
@@ -77,8 +82,13 @@ class Metrics:
         self.answers += 1
         self.packed_rows += rows
 
+    def abandoned(self) -> None:
+        """A request cancelled in flight (Ctrl-C, a fatal error elsewhere)."""
+        self.in_flight -= 1
+
     def errored(self, *, rate_limited: bool) -> None:
         self.in_flight -= 1
+        self.errors += 1
         if rate_limited:
             self.rate_limited += 1
 

@@ -130,6 +130,7 @@ class Scheduler(Generic[J]):
         while True:
             await self._admit(cost)
             self.metrics.sending(retry=attempt + rate_waits > 0)
+            self.metrics.window = self.limiter.window.limit
             try:
                 completion = await self.send(request.body)
             except RequestError as exc:
@@ -154,7 +155,7 @@ class Scheduler(Generic[J]):
                 continue
             except BaseException:
                 self.limiter.failed(time.monotonic(), overload=False)
-                self.metrics.errored(rate_limited=False)
+                self.metrics.abandoned()
                 self._release()
                 raise
             self._any_success = True
