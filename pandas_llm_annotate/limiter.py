@@ -33,7 +33,7 @@ from .errors import (
     RequestError,
 )
 
-PROBE_WINDOW = 16  # requests in flight before the first answer tells us the limits
+PROBE_WINDOW = 32  # requests in flight before the first answer tells us the limits
 DEFAULT_BURST_S = 1.0  # bucket depth assumed for user-given rpm/tpm
 _GO_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
 _GO_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
