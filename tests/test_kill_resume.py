@@ -31,9 +31,12 @@ TEXTS = [f"resume test {i}: " + ["I lost my card", "my card arrival", "refund pl
 
 CHILD = textwrap.dedent(
     """
-    import json, sys
+    import json, signal, sys
     import pandas as pd
     import pandas_llm_annotate as pla
+
+    # A background job (CI) may inherit SIGINT ignored; a terminal's Ctrl-C is not.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     base_url, cache, texts_file, concurrency = sys.argv[1:5]
     with open(texts_file) as f:
