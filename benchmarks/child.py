@@ -42,6 +42,7 @@ class ContenderError(RuntimeError):
 class Child:
     result: Result
     stderr_tail: str
+    refused: list[str]  # outbound attempts the guard refused (see guard/sitecustomize.py)
 
 
 def child_env(base_url: str) -> dict[str, str]:
@@ -50,7 +51,8 @@ def child_env(base_url: str) -> dict[str, str]:
     env["OPENAI_BASE_URL"] = base_url
     env["OPENAI_API_BASE"] = base_url
     env["OPENAI_API_KEY"] = "sk-simulator"
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    paths = (str(ROOT / "benchmarks" / "guard"), str(ROOT), env.get("PYTHONPATH"))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     return env
 
 
@@ -58,6 +60,9 @@ def run_contender(module: str, spec: Spec, *, python: str | Path | None = None,
                   timeout_s: float = 900.0) -> Child:
     """Start ``python -m benchmarks.contenders.<module> SPEC`` and return its result."""
     with tempfile.TemporaryDirectory(prefix="bench-spec-") as tmp:
+        guard_log = Path(tmp) / "guard.log"
+        env = child_env(spec["base_url"])
+        env["BENCH_GUARD_LOG"] = str(guard_log)
         spec_path = Path(tmp) / "spec.json"
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
         with (Path(tmp) / "stderr").open("w+") as err:
@@ -65,7 +70,7 @@ def run_contender(module: str, spec: Spec, *, python: str | Path | None = None,
                    str(spec_path)]
             try:
                 proc = subprocess.run(
-                    cmd, cwd=ROOT, env=child_env(spec["base_url"]), stdin=subprocess.DEVNULL,
+                    cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE, stderr=err, text=True, timeout=timeout_s,
                     check=False,
                 )
@@ -73,8 +78,9 @@ def run_contender(module: str, spec: Spec, *, python: str | Path | None = None,
                 raise ContenderError(f"timed out after {timeout_s:.0f} s") from None
             err.seek(0)
             tail = err.read()[-3000:]
+        refused = guard_log.read_text().splitlines() if guard_log.exists() else []
     result = parse_result(proc.stdout)
     if proc.returncode != 0 or result is None:
         last = tail.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
         raise ContenderError(f"exit {proc.returncode}: {last[0][:200]}")
-    return Child(result=result, stderr_tail=tail)
+    return Child(result=result, stderr_tail=tail, refused=refused)

@@ -44,7 +44,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# pandas_llm_annotate benchmarks ({mode} run: {', '.join(args.names)})\n")
     for name in args.names:
         start = time.monotonic()
+        load_before = os.getloadavg()[0]
         scenario = SCENARIOS[name](args.quick)
+        scenario.notes.append(
+            f"machine: {os.cpu_count()} cores; 1-min load average {load_before:.1f} at the "
+            f"start, {os.getloadavg()[0]:.1f} at the end (above ~2, other work shared the "
+            "cores and the walls are inflated)."
+        )
+        refused = {r.contender: r.info.get("refused_outbound") for r in scenario.rows}
+        scenario.notes += [
+            f"network guard: {who} tried {len(what)} non-loopback connection(s)/lookup(s), "
+            f"all refused: {', '.join(sorted(set(what)))[:200]}"
+            for who, what in refused.items() if what
+        ]
         text = write(scenario)
         print(text)
         print(f"_{name}: {time.monotonic() - start:.0f} s in all; results in "

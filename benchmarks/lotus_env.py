@@ -8,6 +8,7 @@ by hand: ``python benchmarks/lotus_env.py`` installs and prints the venv's pytho
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ def base_python() -> str:
     if sys.version_info < (3, 13):
         return sys.executable
     for name in ("python3.11", "python3.12", "python3.10"):
-        found = subprocess.run(["which", name], capture_output=True, text=True).stdout.strip()
+        found = shutil.which(name)
         if found:
             return found
     raise RuntimeError("LOTUS needs Python < 3.13 and none was found")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -67,10 +68,17 @@ def measure(sim: SimulatorHandle, name: str, module: str, work: Workload, *,
         "client": res.get("info", {}),
         "server": {k: v for k, v in stats.items() if k != "texts"},
         "server_distinct_texts": len(stats.get("texts", {})),
+        "refused_outbound": child.refused,
+        "load_average_1min": os.getloadavg()[0],
     }
+    if child.refused:
+        log(f"{name}: the guard refused {len(child.refused)} outbound attempt(s): "
+            f"{child.refused[:3]}")
     answers = res.get("answers")
     if score and answers is not None:
         row.rows_lost, row.same_as_unpacked = work.score(answers)
+    elif "rows_lost" in res:
+        row.rows_lost = res["rows_lost"]
     log(f"{name}: {row.wall_s:.2f} s, {row.requests} requests, {row.rate_limited} 429s, "
         f"{row.rows_lost} rows lost")
     return row

@@ -38,6 +38,7 @@ class Result(TypedDict, total=False):
     wall_s: float  # the labelling call only: imports and data loading excluded
     answers: list[str | None]  # one per row, None where the row got nothing
     retries: int | None  # client-side retries where the client tells, else None
+    rows_lost: int  # counted by the contender itself when it does not send answers
     info: dict[str, Any]
 
 
@@ -85,20 +86,32 @@ def parse_result(stdout: str) -> Result | None:
     return None
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
+def maxrss_mb() -> float:
+    """``ru_maxrss`` (Linux: KiB). Careful: Linux carries the spawning parent's peak
+    across fork + exec, so in a child it never reads below the parent's RSS."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def current_rss_mb() -> float | None:
+def _status_mb(field: str) -> float | None:
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
     return None
+
+
+def current_rss_mb() -> float | None:
+    """RSS now (VmRSS)."""
+    return _status_mb("VmRSS")
+
+
+def peak_rss_mb() -> float | None:
+    """Peak RSS of this process's own memory since it started (VmHWM): unlike
+    ``ru_maxrss`` it does not inherit the parent's peak."""
+    return _status_mb("VmHWM")
 
 
 @contextmanager

@@ -135,6 +135,13 @@ def to_json(s: Scenario) -> dict[str, Any]:
     }
 
 
+def _bar_label(r: Row) -> str:
+    if not r.ok or r.wall_s is None:
+        return r.status.split(":")[0].split(" (")[0]
+    lost = f"\n{r.rows_lost:,} rows lost" if r.rows_lost else ""
+    return f"{r.wall_s:.2f}s{lost}"
+
+
 def chart(s: Scenario, path: Path) -> None:
     """Bar chart of wall time per contender (or of ``s.bars``), the bounds as lines."""
     import matplotlib
@@ -149,10 +156,12 @@ def chart(s: Scenario, path: Path) -> None:
     else:
         names = [r.contender for r in s.rows]
         values = [r.wall_s if r.ok and r.wall_s is not None else 0.0 for r in s.rows]
-        labels = [f"{r.wall_s:.2f}s" if r.ok and r.wall_s is not None else r.status[:22]
-                  for r in s.rows]
+        labels = [_bar_label(r) for r in s.rows]
+    # Orange: the run lost rows, so its bar is not comparable work.
+    colors = ["#4c72b0"] * len(names) if s.bars else \
+        ["#dd8452" if r.rows_lost else "#4c72b0" for r in s.rows]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(names) + 2), 4.5))
-    bars = ax.bar(range(len(names)), values, color="#4c72b0")
+    bars = ax.bar(range(len(names)), values, color=colors)
     for bar, label in zip(bars, labels, strict=True):
         ax.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                     ha="center", va="bottom", fontsize=8, xytext=(0, 2),

@@ -32,8 +32,9 @@ def main() -> None:
     answers: list[str | None] = [None] * len(texts)
     with stopwatch() as t:
         try:
-            out = df.sem_map("Which banking intent is this customer message? {text}",
-                             system_prompt=spec["system"])
+            sem_map: Any = df.sem_map  # LOTUS's DataFrame accessor
+            out = sem_map("Which banking intent is this customer message? {text}",
+                          system_prompt=spec["system"])
             answers = [a if isinstance(a, str) else None for a in out["_map"].tolist()]
         except Exception as exc:  # LOTUS raises the first failed request: every row is lost
             info["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"

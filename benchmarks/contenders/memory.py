@@ -1,6 +1,6 @@
 """Memory of a big column: builds the texts in this process (``spec.generate``), then
-labels them with this package; reports RSS after imports, after building the DataFrame
-and the peak (``ru_maxrss``) after labelling."""
+labels them with this package; reports peak and current RSS after imports, after building
+the DataFrame and after labelling."""
 
 from __future__ import annotations
 
@@ -11,9 +11,15 @@ from benchmarks.protocol import (
     emit,
     generated_texts,
     load_spec,
+    maxrss_mb,
     peak_rss_mb,
     stopwatch,
 )
+
+
+def snapshot() -> dict[str, float | None]:
+    gc.collect()
+    return {"peak_mb": peak_rss_mb(), "now_mb": current_rss_mb(), "ru_maxrss_mb": maxrss_mb()}
 
 
 def main() -> None:
@@ -24,28 +30,23 @@ def main() -> None:
 
     import pandas_llm_annotate as pla
 
-    gc.collect()
-    rss = {"imports_mb": peak_rss_mb(), "imports_now_mb": current_rss_mb()}
+    rss = {"imports": snapshot()}
     gen = spec["generate"]
     df = pd.DataFrame({"text": generated_texts(gen["distinct"], gen["rows"])})
-    gc.collect()
-    rss["dataframe_mb"] = peak_rss_mb()
-    rss["dataframe_now_mb"] = current_rss_mb()
+    rss["dataframe"] = snapshot()
     with stopwatch() as t:
         out = df.llm.annotate(
             "text", spec["prompt"], labels=spec["labels"], model=spec["model"],
             base_url=spec["base_url"], api_key="sk-simulator", cache=opts["cache_dir"],
             progress=False, **opts.get("settings", {}),
         )
-    rss["peak_mb"] = peak_rss_mb()
-    rss["after_now_mb"] = current_rss_mb()
+    rss["labelled"] = snapshot()
     report = pla.last_report()
     assert report is not None
-    labels = set(spec["labels"])
-    lost = int((~out.isin(labels)).sum())
+    lost = int((~out.isin(set(spec["labels"]))).sum())
     info = {k: v for k, v in report.to_dict().items() if k != "failures"}
-    emit({"wall_s": t[0], "retries": report.retries,
-          "info": {"rss": rss, "rows_lost": lost, "report": info}})
+    emit({"wall_s": t[0], "retries": report.retries, "rows_lost": lost,
+          "info": {"rss": rss, "report": info}})
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ imports, after building the DataFrame and the peak while labelling."""
 from __future__ import annotations
 
 from benchmarks.measure import measure, simulator, temp_dir
-from benchmarks.results import Row, Scenario
+from benchmarks.results import Scenario
 from benchmarks.workload import generated
 
 ROWS = 1_000_000
@@ -13,23 +13,27 @@ REPEAT = 5
 CONCURRENCY = 64
 
 
-def rss_table(row: Row) -> str:
-    rss = row.info.get("client", {}).get("rss")
-    if not rss:
-        return ""
-    def mb(v: float | None) -> str:
-        return "-" if v is None else f"{v:,.0f}"
-    lines = [
-        "| stage | peak RSS MB (ru_maxrss) | RSS now MB |", "|---|---|---|",
-        f"| after imports | {mb(rss['imports_mb'])} | {mb(rss['imports_now_mb'])} |",
-        f"| after building the DataFrame | {mb(rss['dataframe_mb'])} | "
-        f"{mb(rss['dataframe_now_mb'])} |",
-        f"| after labelling | {mb(rss['peak_mb'])} | {mb(rss['after_now_mb'])} |",
-        f"| DataFrame alone (after build − after imports) | "
-        f"{mb(rss['dataframe_now_mb'] - rss['imports_now_mb'])} | |",
-        f"| growth while labelling (peak − after build) | "
-        f"{mb(rss['peak_mb'] - rss['dataframe_mb'])} | |",
-    ]
+STAGES = (("imports", "after imports"), ("dataframe", "after building the DataFrame"),
+          ("labelled", "after labelling"))
+
+
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def rss_table(rss: dict[str, dict[str, float | None]]) -> str:
+    lines = ["| stage | peak RSS MB (VmHWM) | RSS now MB (VmRSS) | ru_maxrss MB |",
+             "|---|---|---|---|"]
+    for key, label in STAGES:
+        r = rss[key]
+        lines.append(f"| {label} | {_mb(r['peak_mb'])} | {_mb(r['now_mb'])} | "
+                     f"{_mb(r['ru_maxrss_mb'])} |")
+    imp, df, done = (rss[k]["peak_mb"] for k, _ in STAGES)
+    if imp is not None and df is not None and done is not None:
+        lines.append(f"| building the DataFrame (peak after build − after imports) | "
+                     f"{_mb(df - imp)} | | |")
+        lines.append(f"| labelling (peak after labelling − peak after build) | "
+                     f"{_mb(done - df)} | | |")
     return "\n".join(lines)
 
 
@@ -46,20 +50,21 @@ def run(quick: bool) -> Scenario:
         row = measure(sim, f"pla k=1 ({rows:,} rows)", "memory", work, texts_path=None,
                       bound_s=None, timeout_s=1800, score=False, cache_dir=str(tmp / "c"),
                       settings={"max_concurrency": CONCURRENCY})
-    row.rows_lost = row.info.get("client", {}).get("rows_lost")
     s.rows = [row]
-    s.extra_tables = [t for t in (rss_table(row),) if t]
     rss = row.info.get("client", {}).get("rss")
     if rss:
-        s.bars = [("after imports", rss["imports_mb"]),
-                  ("after building DataFrame", rss["dataframe_mb"]),
-                  ("peak after labelling", rss["peak_mb"])]
-        s.ylabel = "peak RSS, MB"
+        s.extra_tables = [rss_table(rss)]
+        s.bars = [(label, rss[key]["peak_mb"] or 0.0) for key, label in STAGES]
+        s.ylabel = "peak RSS (VmHWM), MB"
     s.notes = [
         "no bound: this scenario measures memory, not speed; the chart shows RSS.",
-        "peak RSS is resource.getrusage(RUSAGE_SELF).ru_maxrss of the contender process; "
-        "'RSS now' is VmRSS from /proc at that moment. The texts are built in the child "
-        "(the list of strings is part of the 'building the DataFrame' peak).",
+        "peak RSS = VmHWM of the contender process (/proc/self/status), RSS now = VmRSS, "
+        "each after gc.collect(). ru_maxrss (resource.getrusage(RUSAGE_SELF)) is shown too "
+        "but reads high for small numbers: Linux carries the spawning parent's peak RSS "
+        "across fork + exec into the child's ru_maxrss.",
+        "The texts are built in the child (repeated rows share one string object, as "
+        "after a merge or a broadcast; a CSV read would make one object per row): the "
+        "list is part of the 'building the DataFrame' peak.",
     ]
     if quick:
         s.notes.insert(0, f"--quick: {QUICK_ROWS:,} rows instead of {ROWS:,}.")

@@ -1,0 +1,1 @@
+"""Semantic-cache benchmark: `python -m benchmarks.semantic [--quick]` (see bench.py)."""
