@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 import random
 
 import pytest
@@ -238,3 +239,69 @@ def test_shared_per_server_key_and_model() -> None:
     c = shared_limiter("http://h/v1", "k2", "m", max_concurrency=8, rpm=None, tpm=None, now=0)
     d = shared_limiter("http://h/v1", "k1", "m2", max_concurrency=8, rpm=None, tpm=None, now=0)
     assert a is b and a is not c and a is not d
+
+
+def simulate(lim: Limiter, *, serve_time: Any, parallel: int | None, seconds: float,
+             rng: random.Random) -> tuple[int, list[int]]:
+    """Drive the limiter against a fake server on a fake clock: `parallel` requests
+    at a time (None: unlimited), FIFO queue. Returns answers and windows seen."""
+    import heapq
+
+    now, answers, windows = 0.0, 0, []
+    queue: list[float] = []  # send times waiting for a server slot
+    busy: list[tuple[float, float]] = []  # (done at, sent at)
+    while now < seconds:
+        while lim.acquire(1, now) == 0:
+            queue.append(now)
+        while queue and (parallel is None or len(busy) < parallel):
+            sent = queue.pop(0)
+            heapq.heappush(busy, (now + serve_time(rng), sent))
+        done, sent = heapq.heappop(busy)
+        now = done
+        lim.succeeded(now, {}, EPOCH, latency=now - sent)
+        answers += 1
+        windows.append(lim.window.limit)
+    return answers, windows
+
+
+def test_serialising_server_settles_at_a_small_window() -> None:
+    """Like llama.cpp's server: one request at a time, 0.2 s each. More in flight only
+    adds latency, so the window must come down from 64, keeping the throughput."""
+    lim = Limiter(max_concurrency=64)
+    answers, windows = simulate(lim, serve_time=lambda r: 0.2, parallel=1, seconds=60,
+                                rng=random.Random(0))
+    assert windows[-1] <= 3
+    assert answers >= 0.97 * 60 / 0.2  # throughput kept: the server never idles
+
+
+def test_parallel_server_keeps_the_full_window() -> None:
+    """The simulator: every request in parallel, log-normal latency around 0.3 s."""
+    lim = Limiter(max_concurrency=64)
+    answers, windows = simulate(lim, serve_time=lambda r: 0.3 * math.exp(r.gauss(0, 0.25)),
+                                parallel=None, seconds=30, rng=random.Random(1))
+    assert min(windows[200:]) == 64
+    assert answers > 0.9 * 64 * 30 / 0.31
+
+
+def test_batching_server_settles_near_its_parallelism() -> None:
+    """A server with 8 slots: the window settles at about twice that, not 64."""
+    lim = Limiter(max_concurrency=64)
+    answers, windows = simulate(lim, serve_time=lambda r: 0.5, parallel=8, seconds=60,
+                                rng=random.Random(2))
+    assert 8 <= windows[-1] <= 24
+    assert answers >= 0.95 * 8 * 60 / 0.5
+
+
+def test_mixed_latencies_do_not_shrink_a_parallel_server() -> None:
+    """Short and long texts on a parallel server: slow answers are not queueing. A
+    drop may be tried once, but it is undone and not tried again."""
+    lim = Limiter(max_concurrency=64)
+
+    def serve_time(r: random.Random) -> float:
+        return 0.1 if r.random() < 0.2 else 1.0
+
+    answers, windows = simulate(lim, serve_time=serve_time, parallel=None, seconds=60,
+                                rng=random.Random(3))
+    assert windows[-1] == 64
+    assert sum(w < 64 for w in windows) < 0.1 * len(windows)
+    assert answers > 0.85 * 64 * 60 / 0.82
