@@ -4,6 +4,7 @@
     python3 dev.py demo    # label a shipped sample against the embedded simulator
     python3 dev.py test    # ruff + mypy + the test suite
     python3 dev.py bench   # benchmarks (markdown table + PNG chart)
+    python3 dev.py real-llm  # llama.cpp server + SmolLM2-135M for the real-LLM tests
 
 Each command creates ./.venv on first use and installs what it needs into it.
 """
@@ -20,7 +21,8 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
-EXTRAS = {"demo": "", "test": "[dev]", "bench": "[dev,bench]"}
+EXTRAS = {"demo": "", "test": "[dev,semantic]", "bench": "[dev,bench,semantic]",
+          "real-llm": "[real-llm]"}
 
 
 def sh(*cmd: str | Path) -> None:
@@ -35,6 +37,12 @@ def ensure_venv(extras: str) -> None:
     stamp = str((ROOT / "pyproject.toml").stat().st_mtime)
     if marker.exists() and marker.read_text() == stamp:
         return
+    if extras == "[real-llm]":
+        # llama-cpp-python builds llama.cpp from source: ~10 min on 2 cores the first time;
+        # pip caches the built wheel, so later installs on this machine take seconds.
+        os.environ.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 1))
+        print("real-llm: installing llama-cpp-python[server] (the first time it builds "
+              "llama.cpp from source, about 10 minutes on 2 cores)", flush=True)
     sh(PY, "-m", "pip", "install", "-q", "--upgrade", "pip")
     sh(PY, "-m", "pip", "install", "-q", "-c", "constraints.txt", "-e", f".{extras}")
     marker.write_text(stamp)
@@ -50,6 +58,9 @@ def main(argv: list[str]) -> int:
     try:
         if what == "demo":
             sh(env_py, "-m", "pandas_llm_annotate.demo", *rest)
+        elif what == "real-llm":  # fetch the model (idempotent), then start, ask once, stop
+            sh(env_py, "-m", "pandas_llm_annotate.llamacpp", "fetch")
+            sh(env_py, "-m", "pandas_llm_annotate.llamacpp", "check")
         elif what == "test":
             sh(BIN / "ruff", "check", ".")
             sh(BIN / "mypy")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypedDict
@@ -19,6 +20,7 @@ ENV_VARS = {
 }
 
 Progress = Literal["auto"] | bool
+EmbedderSpec = str | Path | Callable[[list[str]], Any]  # model name, local path or callable
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +42,8 @@ class Settings:
     rpm: float | None = None
     tpm: float | None = None
     rows_per_request: int | Literal["auto"] = 1
+    semantic: bool | float = False  # True: the default threshold; a float: the threshold
+    embedder: EmbedderSpec | None = None  # None: all-MiniLM-L6-v2
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -86,6 +90,18 @@ class Settings:
                 raise ConfigError(f"{name} must be positive (or None to learn it), got {value!r}.")
         if self.progress not in ("auto", True, False):
             raise ConfigError(f"progress must be 'auto', True or False, got {self.progress!r}.")
+        sem = self.semantic
+        if not isinstance(sem, bool) and not (isinstance(sem, (int, float)) and 0 < sem <= 1):
+            raise ConfigError(
+                "semantic must be True/False or a cosine threshold in (0, 1], e.g. 0.97; "
+                f"got {sem!r}."
+            )
+        emb = self.embedder
+        if emb is not None and not isinstance(emb, (str, Path)) and not callable(emb):
+            raise ConfigError(
+                "embedder must be a sentence-transformers model name, a local path or a "
+                f"callable list[str] -> array, got {type(emb).__name__}."
+            )
         return self
 
 
@@ -147,3 +163,5 @@ class Options(TypedDict, total=False):
     rpm: float
     tpm: float
     rows_per_request: int | Literal["auto"]
+    semantic: bool | float
+    embedder: EmbedderSpec

@@ -6,7 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,16 +26,28 @@ from .scheduler import FatalError, Request, Scheduler
 from .structured import Negotiator, pack_schema, rejects_format, response_format
 from .transport import Completion, Transport
 
+if TYPE_CHECKING:
+    from .semantic.stage import Hit, SemanticStage
+
 PREVIEW_CHARS = 80
 Job = tuple[str, ...]  # piece keys sent in one request
 _last: Run | None = None
 
 
 def default_max_tokens(prompt: str | None, labels: Sequence[str] | None) -> int:
-    """32 for a label or the default topic task, 512 for a free-form prompt."""
+    """With labels: room for twice the longest label plus a few tokens (at least 16);
+    32 for the default topic task; 512 for a free-form prompt. Servers charge
+    max_tokens against a TPM limit, so a tight bound is faster there."""
     if labels:
-        return max(32, 2 * max(estimate_tokens(label) for label in labels) + 8)
+        return max(16, 2 * max(estimate_tokens(label) for label in labels) + 8)
     return 32 if prompt is None else 512
+
+
+def row_answer_tokens(max_tokens: int, labels: Sequence[str] | None) -> int:
+    """Answer tokens one row needs inside a packed JSON answer."""
+    if labels:
+        return max(estimate_tokens(label) for label in labels) + 4
+    return max_tokens
 
 
 class Run:
@@ -60,9 +72,11 @@ class Run:
         self.metrics = Metrics(
             rows=self.plan.rows, missing=self.plan.missing, distinct=len(self.plan.texts),
             pieces=len(self.piece_text), rows_done=self.plan.missing,
+            model=str(settings.model),
         )
         self.answers: dict[str, str] = {}
         self.failed: dict[str, tuple[str, str | None]] = {}
+        self.stage: SemanticStage | None = None  # semantic=...: see semantic/stage.py
 
     def _split(self, texts: list[str]) -> None:
         """Chunk long texts; each distinct piece is asked once, whichever texts share it."""
@@ -93,27 +107,33 @@ class Run:
         cache = None if s.cache is False else Cache.open(None if s.cache is True else s.cache)
         try:
             async with progress.show(self.metrics, s.progress):
-                if cache is not None:
-                    self.answers.update(cache.get_many(list(self.piece_text)))
-                    self.metrics.cache_hits = len(self.answers)
-                    for key in self.answers:
-                        self._done(key)
-                await self._request(cache)
-        except FatalError as fatal:
-            self.metrics.finish("failed", str(fatal.error))
-            raise fatal.error from None
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            saved = len(self.answers) - self.metrics.cache_hits
-            self.metrics.finish("interrupted", f"interrupted, {saved} new answers saved in cache")
-            raise
-        except BaseException as exc:
-            self.metrics.finish("failed", repr(exc))
-            raise
+                try:
+                    if cache is not None:
+                        self.answers.update(cache.get_many(list(self.piece_text)))
+                        self.metrics.cache_hits = len(self.answers)
+                        for key in self.answers:
+                            self._done(key)
+                    await self._request(cache)
+                except FatalError as fatal:
+                    self.metrics.finish("failed", str(fatal.error))
+                    raise fatal.error from None
+                except (asyncio.CancelledError, KeyboardInterrupt):
+                    self.metrics.finish("interrupted", self._interrupted_message())
+                    raise
+                except BaseException as exc:
+                    self.metrics.finish("failed", repr(exc))
+                    raise
+                self.metrics.finish("finished")
         finally:
             if cache is not None:
                 cache.close()
-        self.metrics.finish("finished")
         return broadcast(self.plan, self._text_answers(), self.values)
+
+    def _interrupted_message(self) -> str:
+        """How much of the work is safe: rows whose every piece has an answer."""
+        rows = sum(int(self.rows_per_text[tid]) for tid, keys in enumerate(self.piece_keys)
+                   if all(k in self.answers for k in keys))
+        return f"interrupted, {rows} rows saved in cache"
 
     async def _request(self, cache: Cache | None) -> None:
         todo = [k for k in self.piece_text if k not in self.answers]
@@ -146,6 +166,8 @@ class Run:
             for key in job:
                 self.failed[key] = (str(error), None)
                 self._done(key)
+                if self.stage is not None:
+                    self.stage.answered(key, None)
 
         scheduler: Scheduler[Job] = Scheduler(
             prepare=self._prepare, send=send, on_answer=on_answer, on_failure=on_failure,
@@ -153,8 +175,20 @@ class Run:
             max_retries=s.max_retries, reformat=self._reformat, rng=random.Random(),
         )
         jobs = (tuple(todo[i : i + k]) for i in range(0, len(todo), k))
-        async with transport:
-            await scheduler.run(jobs)
+        if s.semantic:  # imported only when asked for: the core install has no torch
+            from .semantic.stage import open_stage
+
+            self.stage = open_stage(
+                todo, self.piece_text, setting=s.semantic, embedder=s.embedder,
+                namespace=self.namespace, cache_path=None if cache is None else cache.path,
+                rows_per_job=k, on_hit=self._reuse, metrics=self.metrics,
+            )
+        try:
+            async with transport:
+                await scheduler.run(jobs if self.stage is None else self.stage.jobs())
+        finally:
+            if self.stage is not None:
+                self.stage.close()
 
     def _rows_per_request(self, todo: list[str], limiter: Limiter) -> int:
         rows = self.settings.rows_per_request
@@ -171,7 +205,8 @@ class Run:
             extra: dict[str, Any] = {}
         else:
             system, user = pack_system(self.system), pack_user(texts)
-            max_tokens = len(job) * (self.max_tokens + ROW_OVERHEAD_TOKENS) + 16
+            per_row = row_answer_tokens(self.max_tokens, self.labels) + ROW_OVERHEAD_TOKENS
+            max_tokens = len(job) * per_row + 16
             form = self.formats.form
             fmt = response_format(form, pack_schema(len(job), self.labels))
             extra = {} if fmt is None else {"response_format": fmt}
@@ -223,6 +258,13 @@ class Run:
             if cache is not None:
                 cache.put(key, answer, self.namespace)
         self._done(key)
+        if self.stage is not None:
+            self.stage.answered(key, answer)
+
+    def _reuse(self, hit: Hit) -> None:
+        """A semantic hit: the answer of a near-identical text (not written to the cache)."""
+        self.answers[hit.key] = hit.answer
+        self._done(hit.key)
 
     def _text_answers(self) -> list[str | None]:
         out: list[str | None] = []
@@ -260,7 +302,12 @@ class Run:
             },
             columns=FAILURE_COLUMNS,
         )
-        return Report.from_metrics(self.metrics, table)
+        if self.stage is None:
+            return Report.from_metrics(self.metrics, table)
+        from .semantic.audit import hits_table
+
+        hits = hits_table(self.plan, self.values.index, self.users, self.stage.hits)
+        return Report.from_metrics(self.metrics, table, semantic_hits=hits)
 
 
 def _series(values: Any) -> pd.Series:

@@ -14,7 +14,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .pricing import Price, cost_usd
+
 FAILURE_COLUMNS = ["index", "text", "error", "raw_answer"]
+SEMANTIC_HIT_COLUMNS = ["index", "text", "cached_text", "similarity", "answer"]
+_NOT_IN_DICT = ("failures", "latencies", "answered_at", "limited_at", "semantic_hits",
+                "semantic_hit_count")
 
 
 @dataclass
@@ -47,6 +52,7 @@ class Metrics:
     rows_per_request_target: int = 1
     answer_format: str = "plain"  # structured-output form of the last answered request
     semantic_hits: int = 0  # texts answered from the semantic cache
+    embedder_load_s: float | None = None  # semantic: the one-off embedder load, apart
     window: int = 0  # the limiter's current bound on requests in flight
     errors: int = 0  # requests that ended in an error (429s included)
     answered_at: list[float] = field(default_factory=list)  # seconds since start, per answer
@@ -59,6 +65,9 @@ class Metrics:
     finished: float | None = None
     status: str = "running"
     message: str = ""
+    model: str = ""  # the model asked, for its price
+    price: Price | None = None  # USD per 1M prompt/completion tokens; None: `pricing.PRICES`
+    limited_at: list[float] = field(default_factory=list)  # seconds since start, per 429
 
     def sending(self, *, retry: bool) -> None:
         if retry:
@@ -91,6 +100,12 @@ class Metrics:
         self.errors += 1
         if rate_limited:
             self.rate_limited += 1
+            self.limited_at.append(time.perf_counter() - self.started)
+
+    @property
+    def cost_usd(self) -> float | None:
+        """USD for the tokens so far, where the model's price is known."""
+        return cost_usd(self.model, self.prompt_tokens, self.completion_tokens, self.price)
 
     @property
     def elapsed(self) -> float:
@@ -140,12 +155,28 @@ class Report:
     status: str
     message: str
     failures: pd.DataFrame = field(repr=False, compare=False)
+    model: str = ""
+    cost_usd: float | None = None  # where the model's price is known (`pricing.py`)
+    # Semantic cache: the count (`semantic_hits` in to_dict), the one-off embedder load, and
+    # the audit table, one row per row answered from a near-identical text.
+    semantic_hit_count: int = 0
+    embedder_load_s: float | None = None
+    semantic_hits: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=SEMANTIC_HIT_COLUMNS), repr=False,
+        compare=False)
+    # The raw series behind the charts (`plot()`, the HTML view); not in `to_dict()`.
+    latencies: tuple[float, ...] = field(default=(), repr=False, compare=False)
+    answered_at: tuple[float, ...] = field(default=(), repr=False, compare=False)
+    limited_at: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
-    def from_metrics(cls, m: Metrics, failures: pd.DataFrame | None = None) -> Report:
+    def from_metrics(cls, m: Metrics, failures: pd.DataFrame | None = None,
+                     semantic_hits: pd.DataFrame | None = None) -> Report:
         elapsed = m.elapsed
         if failures is None:
             failures = pd.DataFrame(columns=FAILURE_COLUMNS)
+        if semantic_hits is None:
+            semantic_hits = pd.DataFrame(columns=SEMANTIC_HIT_COLUMNS)
         return cls(
             rows=m.rows, missing=m.missing, distinct=m.distinct, chunks=m.pieces,
             cache_hits=m.cache_hits, requests=m.requests, retries=m.retries,
@@ -160,22 +191,34 @@ class Report:
             tokens_per_row=(round((m.prompt_tokens + m.completion_tokens) / m.packed_rows, 1)
                             if m.packed_rows else None),
             reasked=m.reasked, answer_format=m.answer_format, status=m.status, message=m.message,
-            failures=failures,
+            failures=failures, model=m.model, cost_usd=m.cost_usd,
+            semantic_hit_count=m.semantic_hits, embedder_load_s=m.embedder_load_s,
+            semantic_hits=semantic_hits,
+            latencies=tuple(m.latencies), answered_at=tuple(m.answered_at),
+            limited_at=tuple(m.limited_at),
         )
 
     @property
     def calls_saved(self) -> int:
-        """Requests that dedupe and the cache made unnecessary."""
-        return max(0, self.rows - self.missing - (self.chunks - self.cache_hits))
+        """Requests that dedupe and the caches (exact and semantic) made unnecessary."""
+        asked = self.chunks - self.cache_hits - self.semantic_hit_count
+        return max(0, self.rows - self.missing - asked)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            k: getattr(self, k) for k in self.__dataclass_fields__ if k != "failures"
+            k: getattr(self, k) for k in self.__dataclass_fields__ if k not in _NOT_IN_DICT
         }
         for k, v in out.items():
             if isinstance(v, float) and math.isnan(v):
                 out[k] = None
         out["calls_saved"] = self.calls_saved
+        out["semantic_hits"] = self.semantic_hit_count
+        hits = self.semantic_hits.astype(object).where(self.semantic_hits.notna(), None)
+        out["semantic_matches"] = [
+            {k: (v if isinstance(v, (str, int, float, type(None))) else str(v))
+             for k, v in row.items()}
+            for row in hits.to_dict(orient="records")
+        ]
         records = self.failures.astype(object).where(self.failures.notna(), None)
         out["failures"] = [
             {k: (v if isinstance(v, (str, int, float, type(None))) else str(v))
@@ -183,6 +226,18 @@ class Report:
             for row in records.to_dict(orient="records")
         ]
         return out
+
+    def _repr_html_(self) -> str:
+        """The report as a notebook shows it: numbers, failures, charts (`report_view.py`)."""
+        from .report_view import to_html
+
+        return to_html(self)
+
+    def plot(self, *, bins: int = 40) -> Any:
+        """A matplotlib Figure: latency histogram and answers over time (`report_view.py`)."""
+        from .report_view import plot
+
+        return plot(self, bins=bins)
 
     def __repr__(self) -> str:
         def sec(v: float | None) -> str:

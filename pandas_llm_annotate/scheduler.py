@@ -12,7 +12,7 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -79,7 +79,7 @@ class Scheduler(Generic[J]):
         self._any_success = False
         self._released = asyncio.Event()
 
-    async def run(self, jobs: Iterable[J]) -> None:
+    async def run(self, jobs: Iterable[J] | AsyncIterable[J]) -> None:
         queue: asyncio.Queue[J | None] = asyncio.Queue(maxsize=2 * self.max_concurrency)
         workers = [asyncio.ensure_future(self._work(queue)) for _ in range(self.max_concurrency)]
         feeder = asyncio.ensure_future(self._feed(jobs, queue, len(workers)))
@@ -95,9 +95,14 @@ class Scheduler(Generic[J]):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _feed(self, jobs: Iterable[J], queue: asyncio.Queue[J | None], n: int) -> None:
-        for job in jobs:
-            await queue.put(job)
+    async def _feed(self, jobs: Iterable[J] | AsyncIterable[J], queue: asyncio.Queue[J | None],
+                    n: int) -> None:
+        if isinstance(jobs, AsyncIterable):  # e.g. the semantic stage, deciding as it goes
+            async for job in jobs:
+                await queue.put(job)
+        else:
+            for job in jobs:
+                await queue.put(job)
         for _ in range(n):
             await queue.put(None)
 
@@ -162,6 +167,7 @@ class Scheduler(Generic[J]):
             self.limiter.succeeded(
                 time.monotonic(), completion.headers, time.time(),
                 prompt_estimate=request.prompt_estimate, prompt_tokens=completion.prompt_tokens,
+                latency=completion.latency,
             )
             self._release()
             self.metrics.answered(
