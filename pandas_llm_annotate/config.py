@@ -42,6 +42,7 @@ class Settings:
     rpm: float | None = None
     tpm: float | None = None
     rows_per_request: int | Literal["auto"] = 1
+    structured: bool = True  # constrain label answers with a JSON schema where the server can
     semantic: bool | float = False  # True: the default threshold; a float: the threshold
     embedder: EmbedderSpec | None = None  # None: all-MiniLM-L6-v2
 
@@ -163,5 +164,6 @@ class Options(TypedDict, total=False):
     rpm: float
     tpm: float
     rows_per_request: int | Literal["auto"]
+    structured: bool
     semantic: bool | float
     embedder: EmbedderSpec

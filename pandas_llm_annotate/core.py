@@ -23,7 +23,7 @@ from .plan import Plan, broadcast, plan_column
 from .prompts import build_messages, check_labels, merge_answers, normalize_answer, system_prompt
 from .runner import run_sync
 from .scheduler import FatalError, Request, Scheduler
-from .structured import Negotiator, pack_schema, rejects_format, response_format
+from .structured import Negotiator, label_schema, pack_schema, rejects_format, response_format
 from .transport import Completion, Transport
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class Run:
         self.namespace = namespace_key(
             model=settings.model, base_url=settings.base_url, system=self.system,
             labels=self.labels, temperature=settings.temperature, max_tokens=self.max_tokens,
-            packed=self.packed,
+            packed=self.packed, structured=settings.structured,
         )
         self.plan: Plan = plan_column(values)
         self._split(self.plan.texts)
@@ -156,7 +156,7 @@ class Run:
 
         def on_answer(job: Job, completion: Completion) -> Sequence[Job]:
             self.metrics.packed(len(job))
-            if len(job) > 1 or self.packed:
+            if self.settings.structured and (self.labels or self.packed):
                 self.metrics.answer_format = self.formats.form
             again = self._accept(job, completion.content, cache)
             self.metrics.reasked += len(again)
@@ -200,16 +200,16 @@ class Run:
 
     def _prepare(self, job: Job) -> Request[Job]:
         texts = [self.piece_text[k] for k in job]
+        form = self.formats.form if self.settings.structured else "plain"
         if len(job) == 1 and not self.packed:
             system, user, max_tokens = self.system, texts[0], self.max_tokens
-            extra: dict[str, Any] = {}
+            fmt = response_format(form, label_schema(self.labels)) if self.labels else None
         else:
             system, user = pack_system(self.system), pack_user(texts)
             per_row = row_answer_tokens(self.max_tokens, self.labels) + ROW_OVERHEAD_TOKENS
             max_tokens = len(job) * per_row + 16
-            form = self.formats.form
             fmt = response_format(form, pack_schema(len(job), self.labels))
-            extra = {} if fmt is None else {"response_format": fmt}
+        extra: dict[str, Any] = {} if fmt is None else {"response_format": fmt}
         body = {
             "model": self.settings.model,
             "messages": build_messages(system, user),

@@ -152,6 +152,7 @@ class Report:
     tokens_per_row: float | None
     reasked: int
     answer_format: str
+    window: int  # the bound on requests in flight when the run ended
     status: str
     message: str
     failures: pd.DataFrame = field(repr=False, compare=False)
@@ -190,7 +191,8 @@ class Report:
             rows_per_request=round(m.packed_rows / m.answers, 2) if m.answers else 0.0,
             tokens_per_row=(round((m.prompt_tokens + m.completion_tokens) / m.packed_rows, 1)
                             if m.packed_rows else None),
-            reasked=m.reasked, answer_format=m.answer_format, status=m.status, message=m.message,
+            reasked=m.reasked, answer_format=m.answer_format, window=m.window,
+            status=m.status, message=m.message,
             failures=failures, model=m.model, cost_usd=m.cost_usd,
             semantic_hit_count=m.semantic_hits, embedder_load_s=m.embedder_load_s,
             semantic_hits=semantic_hits,

@@ -37,6 +37,16 @@ def pack_schema(size: int, labels: Sequence[str] | None) -> dict[str, Any]:
     }
 
 
+def label_schema(labels: Sequence[str]) -> dict[str, Any]:
+    """One row's answer: `{"label": <one of labels>}`."""
+    return {
+        "type": "object",
+        "properties": {"label": {"type": "string", "enum": list(labels)}},
+        "required": ["label"],
+        "additionalProperties": False,
+    }
+
+
 def response_format(form: str, schema: dict[str, Any]) -> dict[str, Any] | None:
     if form == "json_schema":
         return {"type": "json_schema",

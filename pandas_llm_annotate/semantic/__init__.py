@@ -19,7 +19,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 
 #: Threshold used by `semantic=True`, chosen from `benchmarks/semantic` (see README).
-DEFAULT_THRESHOLD = 0.95
+DEFAULT_THRESHOLD = 0.96
 #: The embedder used when `embedder=None`.
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 INSTALL_HINT = 'pip install "pandas-llm-annotate[semantic]"'

@@ -9,6 +9,7 @@ never a wrong answer: every candidate is still checked against the threshold and
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -94,8 +95,31 @@ class VectorIndex:
         width = min(k, keys.shape[1])
         valid = np.arange(width)[None, :] < counts[:, None]
         ids[:, :width] = np.where(valid, keys[:, :width], -1)
-        sims[:, :width] = np.where(valid, 1.0 - dist[:, :width], -np.inf)
+        dist = np.nan_to_num(dist[:, :width], nan=2.0, posinf=2.0, neginf=2.0)
+        sims[:, :width] = np.where(valid, 1.0 - dist, -np.inf)
         return sims, ids
+
+    def save(self, path: Path) -> None:
+        """Write the HNSW graph (usearch backend only), so the next session loads it
+        instead of building it again (building runs at ~1,000 texts/s on 2 cores)."""
+        if self._ann is None:
+            raise ValueError("only a usearch index is saved; a matrix is rebuilt from the store")
+        self._ann.save(str(path))
+
+    @classmethod
+    def restore(cls, path: Path, dim: int, matrix_limit: int = MATRIX_LIMIT) -> VectorIndex:
+        """A usearch index saved by `save`."""
+        try:
+            from usearch.index import Index
+        except ImportError as exc:
+            raise missing("usearch (a saved index)", exc) from None
+        ann = Index.restore(str(path))
+        if ann is None or ann.ndim != dim:
+            raise ValueError(f"{path} is not a usearch index of {dim} dimensions")
+        index = cls(dim, matrix_limit)
+        index._ann = ann
+        index._size = len(ann)
+        return index
 
     def _to_ann(self) -> None:
         try:

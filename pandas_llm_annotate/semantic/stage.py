@@ -92,6 +92,7 @@ class SemanticStage:
         self._slots = threading.Semaphore(AHEAD)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._saved_size = -1  # entries of the usearch graph loaded from disk
 
     # -- the embedding thread -------------------------------------------------------
 
@@ -110,7 +111,7 @@ class SemanticStage:
         try:
             post("loaded", self.embedder.load())
             if self.store is not None:
-                post("history", *self.store.load())
+                post("history", *self._history())
             start = 0
             while start < len(self.todo) and not self._stop.is_set():
                 size = FIRST_BATCH if start == 0 else BATCH
@@ -136,10 +137,17 @@ class SemanticStage:
             thread.join(timeout=5)
 
     def close(self) -> None:
-        """Stop the thread and close the store; call once the scheduler is done."""
+        """Stop the thread, save a usearch graph that changed, close the store; call once
+        the scheduler is done."""
         self.stop()
-        if self.store is not None:
-            self.store.close()
+        if self.store is None:
+            return
+        index = self._index
+        if index is not None and index.backend == "usearch" and len(index) != self._saved_size:
+            live = np.array([a is not None and i not in self._dead
+                             for i, a in enumerate(self._answers)], dtype=bool)
+            self.store.save_ann(index, self._keys, live)
+        self.store.close()
 
     # -- the job stream ---------------------------------------------------------------
 
@@ -159,7 +167,7 @@ class SemanticStage:
                 if kind == "loaded":
                     self.metrics.embedder_load_s = round(float(item[1]), 4)
                 elif kind == "history":
-                    self._add_history(item[1], item[2], item[3], item[4])
+                    self._add_history(item[1], item[2], item[3], item[4], item[5])
                 elif kind == "batch":
                     self._slots.release()
                     for key in await self._decide(item[1], item[2]):
@@ -185,15 +193,55 @@ class SemanticStage:
         finally:
             self.stop()
 
-    def _add_history(self, keys: list[str], texts: list[str], answers: list[str],
-                     vectors: np.ndarray | None) -> None:
+    def _history(self) -> tuple[VectorIndex | None, list[str], list[str], list[str | None],
+                                set[int]]:
+        """(In the thread.) The index of the stored texts, their keys, texts and answers,
+        and the ids of dead entries: from the saved usearch graph when there is one,
+        else built from the stored vectors."""
+        assert self.store is not None
+        keys, texts, answers, vectors = self.store.load()
         if vectors is None:
-            return
+            return None, [], [], [], set()
         self._check_size(len(keys))
-        self._ensure_index(vectors.shape[1]).add(vectors)
-        self._keys.extend(keys)
-        self._entry_texts.extend(texts)
-        self._answers.extend(answers)
+        dim = vectors.shape[1]
+        saved = self.store.load_ann(dim, self.matrix_limit) \
+            if len(keys) > self.matrix_limit else None
+        if saved is None:
+            index = VectorIndex(dim, self.matrix_limit)
+            index.add(vectors)
+            return index, keys, texts, list(answers), set()
+        index, saved_keys = saved
+        self._saved_size = len(index)
+        row = {k: i for i, k in enumerate(keys)}
+        out_keys: list[str] = []
+        out_texts: list[str] = []
+        out_answers: list[str | None] = []
+        dead: set[int] = set()
+        for pos, key in enumerate(saved_keys):
+            i = row.pop(key, None) if key else None
+            if i is None:  # its answer is gone (or it never got one): never a candidate
+                dead.add(pos)
+                out_keys.append(f"dead:{pos}")
+                out_texts.append("")
+                out_answers.append(None)
+            else:
+                out_keys.append(key)
+                out_texts.append(texts[i])
+                out_answers.append(answers[i])
+        rest = sorted(row.values())  # stored since the graph was saved
+        if rest:
+            index.add(vectors[rest])
+            out_keys += [keys[i] for i in rest]
+            out_texts += [texts[i] for i in rest]
+            out_answers += [answers[i] for i in rest]
+        return index, out_keys, out_texts, out_answers, dead
+
+    def _add_history(self, index: VectorIndex | None, keys: list[str], texts: list[str],
+                     answers: list[str | None], dead: set[int]) -> None:
+        if index is None:
+            return
+        self._index = index
+        self._keys, self._entry_texts, self._answers, self._dead = keys, texts, answers, dead
 
     def _check_size(self, history: int) -> None:
         """Fail before the first request, not midway, when the index would outgrow the
