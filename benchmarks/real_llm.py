@@ -12,16 +12,21 @@ server with SmolLM2-135M-Instruct (Q4_1), on this machine's CPU.
   constrained (`structured=True`, the default) and without (`structured=False`).
 
 The server answers one request at a time, so more in flight only queues: throughput should
-stay flat from 2 on while latency grows. A warm-up run first negotiates the answer format
-and loads the prompt into the server's cache, so no measured run pays for either.
-Prints a markdown table; writes `benchmarks/results/real_llm.md` and `.json`.
+stay flat from 2 on while latency grows. Each measured run is a fresh process (a fresh
+limiter and format negotiation: what a user's first run sees); a warm-up request first
+loads the prompt into the server's cache. A bare client (aiohttp, exactly `c` requests in
+flight, the package's own request body, no window) is the reference: what the server
+gives at each concurrency. Prints a markdown table; writes
+`benchmarks/results/real_llm.md` and `.json`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,10 +40,14 @@ RESULTS = ROOT / "benchmarks" / "results"
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
 
+import aiohttp  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import pandas_llm_annotate as pla  # noqa: E402
 from pandas_llm_annotate import llamacpp  # noqa: E402
+from pandas_llm_annotate.core import default_max_tokens  # noqa: E402
+from pandas_llm_annotate.prompts import build_messages, system_prompt  # noqa: E402
+from pandas_llm_annotate.structured import label_schema, response_format  # noqa: E402
 
 
 def load(rows: int) -> tuple[pd.DataFrame, list[str]]:
@@ -47,13 +56,12 @@ def load(rows: int) -> tuple[pd.DataFrame, list[str]]:
     return frame.sample(n=rows, random_state=1).reset_index(drop=True), labels
 
 
-def run(frame: pd.DataFrame, labels: list[str], server: llamacpp.LlamaCppServer,
+def run(frame: pd.DataFrame, labels: list[str], *, model: str, base_url: str,
         **options: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="pla-bench-") as cache:
         started = time.perf_counter()
-        out = frame.llm.annotate("text", labels=labels, model=server.model,
-                                 base_url=server.base_url, cache=cache, progress=False,
-                                 timeout=120, **options)
+        out = frame.llm.annotate("text", labels=labels, model=model, base_url=base_url,
+                                 cache=cache, progress=False, timeout=120, **options)
         wall = time.perf_counter() - started
     report = pla.last_report()
     assert report is not None
@@ -77,6 +85,49 @@ def run(frame: pd.DataFrame, labels: list[str], server: llamacpp.LlamaCppServer,
     }
 
 
+def in_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """`run` in a fresh interpreter: no limiter or negotiation state from earlier runs."""
+    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"child failed: {proc.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def child(spec: dict[str, Any]) -> int:
+    frame, labels = load(spec.pop("rows"))
+    print(json.dumps(run(frame, labels, **spec), default=str))
+    return 0
+
+
+async def bare(frame: pd.DataFrame, labels: list[str], base_url: str, model: str,
+               concurrency: int) -> dict[str, Any]:
+    """Exactly `concurrency` requests in flight, the package's constrained request body."""
+    system = system_prompt(None, labels)
+    fmt = response_format("json_object+schema", label_schema(labels))
+    max_tokens = default_max_tokens(None, labels)
+    latencies: list[float] = []
+    texts = list(frame["text"])
+    async with aiohttp.ClientSession() as session:
+        async def worker() -> None:
+            while texts:
+                body = {"model": model, "messages": build_messages(system, texts.pop()),
+                        "temperature": 0, "max_tokens": max_tokens, "response_format": fmt}
+                start = time.perf_counter()
+                async with session.post(base_url + "/chat/completions", json=body) as resp:
+                    await resp.read()
+                latencies.append(time.perf_counter() - start)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    latencies.sort()
+    return {"max_concurrency": concurrency, "rows": len(frame), "wall_s": round(wall, 2),
+            "rows_per_s": round(len(frame) / wall, 2),
+            "p50_s": latencies[len(latencies) // 2]}
+
+
 def fmt(value: Any, digits: int = 2) -> str:
     if value is None:
         return "-"
@@ -90,16 +141,18 @@ def table(results: dict[str, Any]) -> str:
         f"## real LLM: llama-cpp-python {results['llama_cpp']} server, "
         f"{results['model']}, {results['rows']} banking77 rows, 77 labels",
         "",
-        "| max_concurrency | rows/s | wall s | p50 s | p95 s | window settled | "
-        "max in flight | retries | form | valid labels |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| max_concurrency | rows/s | wall s | p50 s | p95 s | window at the end | "
+        "max in flight | retries | form | valid labels | bare client rows/s | bare p50 s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    bare_by_c = {r["max_concurrency"]: r for r in results["bare"]}
     for r in results["concurrency"]:
+        b = bare_by_c.get(r["max_concurrency"], {})
         lines.append(
             f"| {r['max_concurrency']} | {fmt(r['rows_per_s'])} | {fmt(r['wall_s'])} | "
             f"{fmt(r['p50_s'], 3)} | {fmt(r['p95_s'], 3)} | {fmt(r['window'])} | "
             f"{r['max_in_flight']} | {r['retries']} | {r['answer_format']} | "
-            f"{r['valid']:.0%} |")
+            f"{r['valid']:.0%} | {fmt(b.get('rows_per_s'))} | {fmt(b.get('p50_s'), 3)} |")
     lines += [
         "",
         "| answer | form | valid labels | agreement with gold | NaN rows | rows/s |",
@@ -112,12 +165,15 @@ def table(results: dict[str, Any]) -> str:
     unconstrained = results["structured"].get("unconstrained (structured=False)")
     lines += [
         "",
+        "- rows/s = rows / wall of the labelling call (a fresh process per row of the table, "
+        "so each run also negotiates the answer format: the retries are the refused "
+        "`json_schema` requests). window at the end = `report.window`. bare client = aiohttp "
+        "with exactly that many requests in flight and the same constrained request, no "
+        f"window, on the first {results['bare_rows']} of the rows.",
         f"- machine: {os.cpu_count()} cores; 1-min load average {results['load'][0]:.1f} at "
-        f"the start, {results['load'][1]:.1f} at the end. The server uses all cores for the "
-        "model and answers one request at a time.",
-        f"- warm-up (not measured): {results['warmup']['requests']} requests, "
-        f"{results['warmup']['retries']} retried after the server refused a form; the form "
-        f"chosen: {results['warmup']['answer_format']}.",
+        f"the start, {results['load'][1]:.1f} at the end (above ~1, other work shared the "
+        "cores). The server runs the model on one thread (`serve_llamacpp`'s default: half "
+        "the cores) and answers one request at a time.",
         "- agreement = rows whose label equals the dataset's intent, NaN counted as wrong; "
         f"chance is {1 / 77:.1%}. A 135M model is a poor labeller: the pipeline is the point.",
     ]
@@ -133,7 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,2,4,8")
     parser.add_argument("--structured-concurrency", type=int, default=2,
                         help="max_concurrency of the with/without-constraint runs")
+    parser.add_argument("--bare-rows", type=int, default=60,
+                        help="rows for the bare-client reference (0: none)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        return child(json.loads(args.child))
     reason = llamacpp.unavailable()
     if reason is not None:
         print(f"skipped: {reason}", file=sys.stderr)
@@ -147,20 +208,28 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()[0]
     results: dict[str, Any] = {"rows": args.rows, "llama_cpp": llama_cpp.__version__,
                                "model": llamacpp.MODEL_FILE, "concurrency": [],
-                               "structured": {}}
+                               "structured": {}, "bare": [], "bare_rows": args.bare_rows}
+    concurrencies = [int(x) for x in args.concurrency.split(",")]
     with llamacpp.serve_llamacpp() as server:
-        warm, _ = load(8)
-        warm = warm.assign(text=warm["text"] + " (warm-up)")
-        results["warmup"] = run(warm, labels, server, max_concurrency=2)
-        for c in (int(x) for x in args.concurrency.split(",")):
-            r = run(frame, labels, server, max_concurrency=c)
+        where = {"model": server.model, "base_url": server.base_url}  # for the children
+        asyncio.run(bare(frame.head(2), labels, server.base_url, server.model, 1))  # warm-up
+        for c in concurrencies:
+            r = in_child({"rows": args.rows, **where, "max_concurrency": c})
             print(f"max_concurrency={c}: {r['rows_per_s']} rows/s, window {r['window']}, "
                   f"p50 {fmt(r['p50_s'], 3)} s, retries {r['retries']}", flush=True)
             results["concurrency"].append(r)
+        if args.bare_rows:
+            for c in concurrencies:
+                b = asyncio.run(bare(frame.head(args.bare_rows), labels, server.base_url,
+                                     server.model, c))
+                print(f"bare client, {c} in flight: {b['rows_per_s']} rows/s, "
+                      f"p50 {b['p50_s']:.3f} s", flush=True)
+                results["bare"].append(b)
         c = args.structured_concurrency
         for name, structured in (("constrained (structured=True)", True),
                                  ("unconstrained (structured=False)", False)):
-            r = run(frame, labels, server, max_concurrency=c, structured=structured)
+            r = in_child({"rows": args.rows, **where, "max_concurrency": c,
+                          "structured": structured})
             print(f"{name}: valid {r['valid']:.1%}, agreement {r['agreement']:.1%}", flush=True)
             results["structured"][name] = r
         results["server_statuses"] = dict(server.statuses())

@@ -91,8 +91,13 @@ class Scheduler(Generic[J]):
                 if error is not None:
                     raise error
         finally:
-            for task in tasks:
-                task.cancel()
+            # Cancel until every task is done: on Python 3.11, `asyncio.wait_for` (in
+            # `_admit`) swallows a cancel that lands as its inner wait completes, and that
+            # worker would then wait on the queue forever.
+            while pending := [task for task in tasks if not task.done()]:
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=0.1)
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _feed(self, jobs: Iterable[J] | AsyncIterable[J], queue: asyncio.Queue[J | None],

@@ -17,6 +17,7 @@ import numpy as np
 from . import missing
 
 MATRIX_LIMIT = 100_000
+EXPANSION_SEARCH = 128  # HNSW breadth of a search: recall against ~2x the time of 64
 
 
 def usearch_available() -> bool:
@@ -113,9 +114,10 @@ class VectorIndex:
             from usearch.index import Index
         except ImportError as exc:
             raise missing("usearch (a saved index)", exc) from None
-        ann = Index.restore(str(path))
+        ann: Any = Index.restore(str(path))
         if ann is None or ann.ndim != dim:
             raise ValueError(f"{path} is not a usearch index of {dim} dimensions")
+        ann.expansion_search = EXPANSION_SEARCH  # not kept in the file
         index = cls(dim, matrix_limit)
         index._ann = ann
         index._size = len(ann)
@@ -128,7 +130,7 @@ class VectorIndex:
             raise missing(f"usearch (an index of more than {self.matrix_limit:,} texts)",
                           exc) from None
         ann = Index(ndim=self.dim, metric="cos", dtype="f32", connectivity=16,
-                    expansion_add=128, expansion_search=64)
+                    expansion_add=128, expansion_search=EXPANSION_SEARCH)
         if self._size:
             ann.add(np.arange(self._size, dtype=np.uint64), self._matrix[: self._size])
         self._ann = ann
