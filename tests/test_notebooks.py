@@ -177,7 +177,8 @@ def test_rate_limits() -> None:
 def test_every_notebook_is_tested() -> None:
     names = {p.name for p in NOTEBOOKS.glob("*.ipynb")}
     assert names == {"01_quick_start.ipynb", "02_intent_labels.ipynb",
-                     "03_chinese_reviews_chunking.ipynb", "04_rate_limits.ipynb"}
+                     "03_chinese_reviews_chunking.ipynb", "04_rate_limits.ipynb",
+                     "real_llm.ipynb"}  # real_llm: executed in tests/test_real_llm.py
 
 
 def test_exported_html_renders_in_chromium(tmp_path: Path) -> None:

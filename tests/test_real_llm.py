@@ -53,6 +53,10 @@ def llm() -> Iterator[RealLLM]:
     if reason is not None:
         pytest.skip(f"no real LLM here: {reason}")
     with llamacpp.serve_llamacpp() as server, RecordingProxy(server.base_url) as proxy:
+        if shared_data_missing() is None:  # the 77-label prompt into the server's cache,
+            frame, labels = banking77(1, seed=99)  # so no test pays the cold start (~6 s)
+            pla.annotate(frame["text"], labels=labels, model=server.model,
+                         base_url=server.base_url, cache=False, progress=False)
         yield RealLLM(server, proxy)
         print(f"\nllama.cpp statuses over the module: {dict(server.statuses())}")
 
@@ -332,8 +336,12 @@ def test_concurrency_settles_on_a_serialising_server(
 def test_queueing_does_not_storm_on_a_tight_timeout(
         llm: RealLLM, data: tuple[pd.DataFrame, list[str]], tmp_path: Path) -> None:
     """8 sent at once to a server that answers one at a time, with a timeout shorter than
-    that queue (a new address: a limiter with no history): the last ones time out, the
-    window shrinks, the retries stay a few, not a storm; every row gets its label."""
+    that queue (a new address: a limiter with no history): the last of the first burst
+    time out, the window shrinks so that answers come within the timeout; at most one
+    window's worth (8) of requests is retried after a timeout, not a storm. A request that
+    timed out is not cancelled at llama-cpp-python's server: it still takes its turn, so
+    the server's queue is longer than the client's requests in flight. Every row gets
+    its label."""
     frame, labels = data
     rows = frame.iloc[60:84]
     with RecordingProxy(llm.server.base_url) as fresh:
@@ -348,8 +356,8 @@ def test_queueing_does_not_storm_on_a_tight_timeout(
           f"{timed_out} retried after a timeout; {len(sent)} requests reached the server "
           f"for {len(rows)} rows")
     assert out.isin(labels).all(), report.failures
-    assert 0 <= timed_out <= 12, "retry storm"
-    assert len(sent) - refused <= len(rows) + 12
+    assert 0 <= timed_out <= 8, "retry storm: more than one window retried after timeouts"
+    assert len(sent) - refused <= len(rows) + 8
     assert report.window < 8
 
 
