@@ -11,7 +11,9 @@ Each command creates ./.venv on first use and installs what it needs into it.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import platform
 import subprocess
 import sys
 import venv
@@ -21,6 +23,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
+LLAMA_CPP = "llama-cpp-python==0.3.36"  # as pinned in pyproject.toml's real-llm extra
 EXTRAS = {"demo": "", "test": "[dev,semantic]", "bench": "[dev,bench,semantic]",
           "real-llm": "[real-llm]"}
 
@@ -35,17 +38,49 @@ def ensure_venv(extras: str) -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     marker = VENV / f".installed{extras or '[core]'}"
     stamp = str((ROOT / "pyproject.toml").stat().st_mtime)
+    links: list[str] = []
+    if extras == "[real-llm]":
+        wheel_dir = llama_wheel()
+        stamp += " " + str(wheel_dir)
+        links = ["--find-links", str(wheel_dir)]
     if marker.exists() and marker.read_text() == stamp:
         return
-    if extras == "[real-llm]":
-        # llama-cpp-python builds llama.cpp from source: ~10 min on 2 cores the first time;
-        # pip caches the built wheel, so later installs on this machine take seconds.
-        os.environ.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 1))
-        print("real-llm: installing llama-cpp-python[server] (the first time it builds "
-              "llama.cpp from source, about 10 minutes on 2 cores)", flush=True)
     sh(PY, "-m", "pip", "install", "-q", "--upgrade", "pip")
-    sh(PY, "-m", "pip", "install", "-q", "-c", "constraints.txt", "-e", f".{extras}")
+    sh(PY, "-m", "pip", "install", "-q", "-c", "constraints.txt", *links, "-e", f".{extras}")
+    if links:  # a build with other flags may be installed already: put this one in
+        wheels = sorted(Path(links[1]).glob("llama_cpp_python-*.whl"))
+        sh(PY, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", wheels[-1])
     marker.write_text(stamp)
+
+
+def llama_wheel() -> Path:
+    """Build llama-cpp-python once per machine and set of build flags, into a folder of
+    its own (about 10 minutes on 2 cores; then seconds). The flags are portable: with
+    `-march=native`, llama.cpp uses every instruction the CPU lists, and a virtual
+    machine may list AMX without enabling it (the server then dies of SIGILL at its
+    first answer). `CMAKE_ARGS` in the environment overrides them."""
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        default = ("-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON "
+                   "-DGGML_F16C=ON -DGGML_BMI2=ON")
+    else:
+        default = "-DGGML_NATIVE=OFF"
+    args = os.environ.get("CMAKE_ARGS", default)
+    key = hashlib.sha256(f"{LLAMA_CPP} {args} {sys.version_info[:2]}".encode()).hexdigest()
+    folder = Path.home() / ".cache" / "pandas-llm-annotate" / "llama-wheels" / key[:16]
+    if any(folder.glob("llama_cpp_python-*.whl")):
+        return folder
+    print(f"real-llm: building {LLAMA_CPP} with CMAKE_ARGS={args!r} (about 10 minutes on "
+          "2 cores, once per machine)", flush=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CMAKE_ARGS": args,
+           "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 1)}
+    if not PY.exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    cmd = [str(PY), "-m", "pip", "wheel", "-q", "--no-deps", "--no-cache-dir",
+           "-w", str(folder), LLAMA_CPP]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, cwd=ROOT, check=True, env=env)
+    return folder
 
 
 def main(argv: list[str]) -> int:

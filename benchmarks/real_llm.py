@@ -10,6 +10,10 @@ server with SmolLM2-135M-Instruct (Q4_1), on this machine's CPU.
   structured-output form it chose (`report.answer_format`).
 - The share of valid labels (and agreement with the gold intents) with the answer
   constrained (`structured=True`, the default) and without (`structured=False`).
+- A tight timeout (`--tight-timeout`, 2.5 s by default) at 8 in flight, with the limiter's
+  timeout guard and, as the control, with it switched off in the child process: how many
+  requests were retried after a timeout (a server that queues keeps working on requests
+  whose client gave up).
 
 The server answers one request at a time, so more in flight only queues: throughput should
 stay flat from 2 on while latency grows. Each measured run is a fresh process (a fresh
@@ -58,10 +62,11 @@ def load(rows: int) -> tuple[pd.DataFrame, list[str]]:
 
 def run(frame: pd.DataFrame, labels: list[str], *, model: str, base_url: str,
         **options: Any) -> dict[str, Any]:
+    options.setdefault("timeout", 120)
     with tempfile.TemporaryDirectory(prefix="pla-bench-") as cache:
         started = time.perf_counter()
         out = frame.llm.annotate("text", labels=labels, model=model, base_url=base_url,
-                                 cache=cache, progress=False, timeout=120, **options)
+                                 cache=cache, progress=False, **options)
         wall = time.perf_counter() - started
     report = pla.last_report()
     assert report is not None
@@ -97,6 +102,15 @@ def in_child(spec: dict[str, Any]) -> dict[str, Any]:
 
 def child(spec: dict[str, Any]) -> int:
     frame, labels = load(spec.pop("rows"))
+    if not spec.pop("guard", True):  # the control run: the limiter without its timeout guard
+        from pandas_llm_annotate import limiter
+
+        limiter.TimeoutGuard.cap = lambda self: None  # type: ignore[method-assign]
+        limiter.TimeoutGuard.ghosts = lambda self, now: 0  # type: ignore[method-assign]
+    if spec.pop("negotiate_first", False):  # one row alone first: later retries are timeouts
+        pla.annotate(frame["text"].head(1), labels=labels, model=spec["model"],
+                     base_url=spec["base_url"], cache=False, progress=False, max_concurrency=1)
+        frame = frame.iloc[1:]
     print(json.dumps(run(frame, labels, **spec), default=str))
     return 0
 
@@ -162,6 +176,20 @@ def table(results: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {r['answer_format']} | {r['valid']:.1%} | {r['agreement']:.1%} | "
             f"{r['failed']} | {fmt(r['rows_per_s'])} |")
+    if results.get("timeout"):
+        lines += [
+            "",
+            f"Tight timeout: {results['timeout'][0]['timeout']} s, max_concurrency 8, "
+            f"{results['timeout'][0]['rows']} rows (the answer format negotiated by one row "
+            "before, so every retry here followed a timeout):",
+            "",
+            "| timeout guard | rows/s | retries | failed | window at the end | valid labels |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in results["timeout"]:
+            lines.append(
+                f"| {'on' if r['guard'] else 'off (control)'} | {fmt(r['rows_per_s'])} | "
+                f"{r['retries']} | {r['failed']} | {fmt(r['window'])} | {r['valid']:.0%} |")
     unconstrained = results["structured"].get("unconstrained (structured=False)")
     lines += [
         "",
@@ -191,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="max_concurrency of the with/without-constraint runs")
     parser.add_argument("--bare-rows", type=int, default=60,
                         help="rows for the bare-client reference (0: none)")
+    parser.add_argument("--tight-timeout", type=float, default=2.5,
+                        help="timeout of the guard on/off runs (0: skip them)")
+    parser.add_argument("--timeout-rows", type=int, default=48)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -232,6 +263,15 @@ def main(argv: list[str] | None = None) -> int:
                           "structured": structured})
             print(f"{name}: valid {r['valid']:.1%}, agreement {r['agreement']:.1%}", flush=True)
             results["structured"][name] = r
+        results["timeout"] = []
+        for guard in (True, False) if args.tight_timeout else ():
+            r = in_child({"rows": args.timeout_rows, **where, "max_concurrency": 8,
+                          "timeout": args.tight_timeout, "guard": guard,
+                          "negotiate_first": True})
+            r["guard"] = guard
+            print(f"timeout {args.tight_timeout} s, guard {guard}: {r['retries']} retries, "
+                  f"{r['rows_per_s']} rows/s", flush=True)
+            results["timeout"].append(r)
         results["server_statuses"] = dict(server.statuses())
     results["load"] = (load_start, os.getloadavg()[0])
     text = table(results)

@@ -142,7 +142,7 @@ class Run:
         s = self.settings
         limiter = shared_limiter(
             s.base_url, s.api_key, str(s.model), max_concurrency=s.max_concurrency,
-            rpm=s.rpm, tpm=s.tpm, now=time.monotonic(),
+            rpm=s.rpm, tpm=s.tpm, now=time.monotonic(), timeout=s.timeout,
         )
         self.limiter = limiter
         self.formats = Negotiator(s.base_url, str(s.model))

@@ -56,7 +56,11 @@ class ConnectError(TransportError):
 
 
 class ReadTimeout(TransportError):
-    """No complete answer within the timeout."""
+    """No complete answer within the timeout; `elapsed`: seconds waited in vain."""
+
+    def __init__(self, message: str, *, elapsed: float = 0.0) -> None:
+        super().__init__(message)
+        self.elapsed = elapsed
 
 
 class ConnectionLost(TransportError):

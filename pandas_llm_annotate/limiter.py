@@ -9,6 +9,8 @@ fake clock instead of sleeping.
 - A 429 pauses every sender until the reset the server names.
 - An AIMD window bounds requests in flight: +1/window on success, halved on
   overload (503, 529, timeouts, dropped connections, 429 without headers).
+- A timeout guard keeps a server's queue shorter than the request timeout, and
+  counts a request that timed out as still on the server until it is likely done.
 - Limiters are shared by every run in the process for the same server, key and
   model (`shared_limiter`), so two cells running at once do not double the rate.
 """
@@ -192,7 +194,7 @@ class Window:
     fastest: float = math.inf  # the fastest answer seen from this server
     _undone_at: float = 0.0  # median latency of a round whose drop was undone
 
-    QUEUE_RATIO = 4.0
+    QUEUE_RATIO = 3.0
     ROUND_ANSWERS = 16
     ROUND_S = 0.5
 
@@ -243,6 +245,75 @@ class Window:
 
 
 @dataclass
+class TimeoutGuard:
+    """Keeps queueing well inside the request timeout, for servers that queue rather
+    than refuse (llama.cpp's server answers one request at a time).
+
+    Little's law: with `n` in flight and `rate` answers a second, a request waits
+    `n / rate` on average, on any server. Once answers take over a quarter of the
+    timeout, or one timed out, the guard engages for this server and keeps at most
+    `rate * timeout / 2` in flight (a bound a server that answers fast never meets).
+    A request that timed out is often still being worked on (llama.cpp keeps a
+    request whose client left): it stays counted as a ghost until a request sent
+    after it is answered, or its share of the server's time (`1 / rate`) has passed,
+    so its retry does not queue behind it and time out too.
+    """
+
+    timeout: float | None = None
+    engaged: bool = False
+    _answers: deque[float] = field(default_factory=deque)  # times of recent answers
+    _latencies: deque[float] = field(default_factory=deque)
+    _ghosts: deque[tuple[float, float]] = field(default_factory=deque)  # (sent, gone by)
+    _last_rate: float | None = None
+
+    RECENT = 16  # answers the rate and the latency are read from
+
+    def rate(self) -> float | None:
+        """Answers per second over the last RECENT answers (before two in this run, the
+        last run's); None when never measured."""
+        if len(self._answers) < 2:
+            return self._last_rate
+        span = self._answers[-1] - self._answers[0]
+        return (len(self._answers) - 1) / span if span > 0 else self._last_rate
+
+    def cap(self) -> int | None:
+        """The most requests in flight (ghosts included); None: no bound."""
+        if self.timeout is None or not self.engaged:
+            return None
+        rate = self.rate()
+        return 1 if rate is None else max(1, int(rate * self.timeout / 2))
+
+    def ghosts(self, now: float) -> int:
+        while self._ghosts and self._ghosts[0][1] <= now:
+            self._ghosts.popleft()
+        return len(self._ghosts)
+
+    def new_run(self) -> None:
+        """Forget the answer times (an idle gap between runs is not the server's rate),
+        keeping the last rate measured until this run has its own."""
+        self._last_rate = self.rate()
+        self._answers.clear()
+
+    def answered(self, now: float, latency: float) -> None:
+        for recent, value in ((self._answers, now), (self._latencies, latency)):
+            recent.append(value)
+            if len(recent) > self.RECENT:
+                recent.popleft()
+        median = sorted(self._latencies)[len(self._latencies) // 2]
+        if self.timeout is not None and median > self.timeout / 4:
+            self.engaged = True
+        sent = now - latency  # a server working in order is done with what came before
+        self._ghosts = deque(g for g in self._ghosts if g[0] >= sent)
+
+    def timed_out(self, now: float, elapsed: float) -> None:
+        self.engaged = True
+        rate = self.rate()
+        share = elapsed if rate is None else 1.0 / rate
+        last = self._ghosts[-1][1] if self._ghosts else now
+        self._ghosts.append((now - elapsed, max(now, last) + share))
+
+
+@dataclass
 class Limiter:
     """Admission control for one server + key + model. Thread-safe."""
 
@@ -262,6 +333,7 @@ class Limiter:
         self._quiet_429s = 0
         self._guessed = False  # the requests bucket is our guess from headerless 429s
         self._recent: deque[float] = deque()  # times of recent successes
+        self.guard = TimeoutGuard()
         self._lock = threading.Lock()
         self.set_limits(self.rpm, self.tpm, now=0.0)
 
@@ -275,25 +347,36 @@ class Limiter:
                 self.tokens = Bucket.per_minute(tpm, DEFAULT_BURST_S, now)
             self.learned = self.learned or bool(rpm or tpm)
 
-    def set_concurrency(self, cap: int) -> None:
-        """A new run's cap; an idle limiter also forgets an old run's window cuts."""
+    def set_concurrency(self, cap: int, *, timeout: float | None = None) -> None:
+        """A new run's cap and request timeout; an idle limiter also forgets an old
+        run's window cuts."""
         with self._lock:
+            self.guard.timeout = timeout
             self.max_concurrency = cap
             self.window.cap = cap
             idle = self.in_flight == 0
+            if idle:
+                self.guard.new_run()
             self.window.size = float(cap) if idle else min(self.window.size, float(cap))
 
     def cost(self, prompt_estimate: int, max_tokens: int) -> float:
         """Token cost charged before sending: scaled prompt estimate + max_tokens."""
         return prompt_estimate * self.token_scale + max_tokens
 
+    @property
+    def limit(self) -> int:
+        """Requests allowed in flight now: the window, the probe, the timeout guard."""
+        limit = self.window.limit if self.learned else min(PROBE_WINDOW, self.window.limit)
+        guard = self.guard.cap()
+        return limit if guard is None else min(limit, guard)
+
     def acquire(self, cost: float, now: float) -> float:
         """0.0 if a request of `cost` tokens may go now (it is counted in flight and
         charged); else the seconds to wait (`math.inf`: wait for a release)."""
         with self._lock:
             wait = max(0.0, self.paused_until - now)
-            limit = self.window.limit if self.learned else min(PROBE_WINDOW, self.window.limit)
-            if wait == 0 and self.in_flight >= limit:
+            busy = self.in_flight + self.guard.ghosts(now)
+            if wait == 0 and busy >= self.limit:
                 return math.inf
             for bucket, amount in ((self.requests, 1.0), (self.tokens, cost)):
                 if bucket is not None:
@@ -314,6 +397,7 @@ class Limiter:
             self.window.grow()
             if latency is not None:
                 self.window.observe(now, latency, self.in_flight)
+                self.guard.answered(now, latency)
             self._quiet_429s = 0
             self._recent.append(now)
             if self._guessed and self.requests is not None:
@@ -325,12 +409,15 @@ class Limiter:
             self._learn(headers, now, now_epoch)
             self.learned = True
 
-    def failed(self, now: float, *, overload: bool) -> None:
-        """A request ended without an answer; `overload` errors halve the window."""
+    def failed(self, now: float, *, overload: bool, timed_out: float | None = None) -> None:
+        """A request ended without an answer; `overload` errors halve the window;
+        `timed_out`: it had waited that many seconds for an answer in vain."""
         with self._lock:
             self.in_flight -= 1
             if overload:
                 self.window.cut(now)
+            if timed_out is not None:
+                self.guard.timed_out(now, timed_out)
 
     def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float) -> float:
         """A 429: pause every sender until the server's reset; returns the pause."""
@@ -408,7 +495,8 @@ _shared_lock = threading.Lock()
 
 
 def shared_limiter(base_url: str, api_key: str | None, model: str, *, max_concurrency: int,
-                   rpm: float | None, tpm: float | None, now: float) -> Limiter:
+                   rpm: float | None, tpm: float | None, now: float,
+                   timeout: float | None = None) -> Limiter:
     """The process-wide limiter for this server, key and model (the key only hashed)."""
     digest = hashlib.sha256((api_key or "").encode()).hexdigest()[:16]
     key = (base_url, digest, model)
@@ -416,8 +504,9 @@ def shared_limiter(base_url: str, api_key: str | None, model: str, *, max_concur
         limiter = _shared.get(key)
         if limiter is None:
             limiter = _shared[key] = Limiter(max_concurrency=max_concurrency, rpm=rpm, tpm=tpm)
+            limiter.guard.timeout = timeout
             return limiter
-    limiter.set_concurrency(max_concurrency)
+    limiter.set_concurrency(max_concurrency, timeout=timeout)
     if (rpm, tpm) != (limiter.rpm, limiter.tpm) and (rpm or tpm):
         limiter.set_limits(rpm, tpm, now=now)
     return limiter

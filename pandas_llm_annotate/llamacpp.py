@@ -74,6 +74,11 @@ def models_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[1] / ".models"
 
 
+def check_failure_path() -> Path:
+    """Where `check` leaves the reason when the server failed it (removed on success)."""
+    return models_dir() / "check-failed.txt"
+
+
 def find_model(model_path: str | Path | None = None) -> Path:
     """The .gguf to serve: `model_path`, else `$LLM_ANNOTATE_GGUF`, else the default model
     in `models_dir()`. Raises RuntimeError, saying how to get it, when it is not there."""
@@ -108,6 +113,10 @@ def unavailable(model_path: str | Path | None = None,
         find_model(model_path)
     except RuntimeError as exc:
         return str(exc)
+    failed = check_failure_path()
+    if model_path is None and failed.is_file():
+        return (f"the llama.cpp server failed `python3 dev.py real-llm`'s check: "
+                f"{failed.read_text().strip()[-400:]} (run it again once fixed)")
     return None
 
 
@@ -205,6 +214,11 @@ class LlamaCppServer:
     @property
     def running(self) -> bool:
         return self._proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        """The server's exit code once it has stopped (negative: killed by that signal)."""
+        return self._proc.poll()
 
     def log(self) -> str:
         """The server's output so far (uvicorn's access lines, llama.cpp's timings)."""
@@ -333,7 +347,19 @@ def serve_llamacpp(
 
 
 def _check(model_path: str | None) -> int:
-    """Start the server, ask one question, stop it; print what happened."""
+    """Start the server, ask one question, stop it; print what happened. A failure is
+    also written down, so that `unavailable()` (and the tests) can say why."""
+    failed = check_failure_path()
+    failed.unlink(missing_ok=True)
+    try:
+        return _ask_once(model_path)
+    except Exception as exc:
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        failed.write_text(f"{type(exc).__name__}: {exc}\n")
+        raise
+
+
+def _ask_once(model_path: str | None) -> int:
     started = time.perf_counter()
     with serve_llamacpp(model_path) as server:
         up = time.perf_counter() - started
@@ -344,8 +370,19 @@ def _check(model_path: str | None) -> int:
         request = urllib.request.Request(server.base_url + "/chat/completions", data=body,
                                          headers={"Content-Type": "application/json"})
         asked = time.perf_counter()
-        with _OPENER.open(request, timeout=60) as resp:
-            answer = json.load(resp)["choices"][0]["message"]["content"]
+        try:
+            with _OPENER.open(request, timeout=60) as resp:
+                answer = json.load(resp)["choices"][0]["message"]["content"]
+        except (OSError, ValueError, KeyError) as exc:
+            time.sleep(0.5)
+            code = server.returncode
+            if code is None:
+                raise RuntimeError(f"the llama.cpp server gave no answer: {exc!r}") from exc
+            why = (" (SIGILL: llama.cpp was built for instructions this CPU does not run;"
+                   " dev.py builds it with portable flags, see CMAKE_ARGS there)"
+                   if code == -4 else "")
+            raise RuntimeError(f"the llama.cpp server died at its first answer, exit code "
+                               f"{code}{why}") from exc
         took = time.perf_counter() - asked
     print(f"llama.cpp server ok: up in {up:.1f} s, answered {answer!r} in {took:.2f} s "
           f"({server.model_path.name})")

@@ -140,7 +140,7 @@ class Scheduler(Generic[J]):
         while True:
             await self._admit(cost)
             self.metrics.sending(retry=attempt + rate_waits > 0)
-            self.metrics.window = self.limiter.window.limit
+            self.metrics.window = self.limiter.limit
             try:
                 completion = await self.send(request.body)
             except RequestError as exc:
@@ -191,7 +191,8 @@ class Scheduler(Generic[J]):
         overload = isinstance(exc, (ReadTimeout, ConnectionLost)) or (
             isinstance(exc, APIError) and exc.status in OVERLOAD_STATUS
         )
-        self.limiter.failed(now, overload=overload)
+        elapsed = exc.elapsed if isinstance(exc, ReadTimeout) else None
+        self.limiter.failed(now, overload=overload, timed_out=elapsed)
         return None
 
     def _backoff(self, exc: RequestError, attempt: int) -> float:

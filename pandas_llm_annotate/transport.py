@@ -85,7 +85,11 @@ class Transport:
                     return await _read_sse(resp, start, headers)
                 raw = await resp.read()
         except asyncio.TimeoutError as exc:
-            raise ReadTimeout(f"No answer from {self.url} within {self._timeout.total} s.") from exc
+            raise ReadTimeout(
+                f"No answer from {self.url} within {self._timeout.total} s. A slow or busy "
+                "server: raise timeout= or lower max_concurrency=.",
+                elapsed=time.perf_counter() - start,
+            ) from exc
         except aiohttp.ClientConnectorError as exc:
             raise ConnectError(
                 f"Cannot reach {self.url} ({exc.os_error or exc}). Is the server running and "

@@ -318,6 +318,25 @@ def test_faults_and_hangs_are_retried_until_every_row_is_labelled(tmp_path: Path
     assert stats["ok"] == 100
 
 
+def test_queueing_server_with_a_tight_timeout_does_not_storm(tmp_path: Path) -> None:
+    """A server that answers one request at a time (0.1 s each) and finishes requests
+    whose client gave up, like llama.cpp's: 8 sent at once with a 0.5 s timeout. The
+    first burst's tail times out; after that the timeout guard keeps the queue inside
+    the timeout, so at most that burst is retried, not a storm."""
+    with serve(latency=0.1, jitter=0.0, workers=1) as sim:
+        df = pd.DataFrame({"text": distinct_texts(60)})
+        out = df.llm.annotate("text", labels=LABELS, model="m", base_url=sim.base_url,
+                              timeout=0.5, max_concurrency=8, cache=tmp_path / "c",
+                              progress=False)
+        stats = sim.stats()
+    rep = report()
+    assert out.notna().all(), rep.failures
+    assert rep.failed == 0 and rep.status == "finished"
+    assert 1 <= rep.retries <= 8, rep  # the first burst's tail, once
+    assert stats["requests"] == 60 + rep.retries
+    assert rep.window < 8
+
+
 def test_rate_limited_server_every_row_still_labelled(tmp_path: Path) -> None:
     # 1200 RPM: a bucket of 20 requests refilled at 20/s, far below what 16 workers ask.
     with serve(latency=0.01, rpm=1200) as sim:

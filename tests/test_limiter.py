@@ -18,6 +18,7 @@ from pandas_llm_annotate.limiter import (
     PROBE_WINDOW,
     Bucket,
     Limiter,
+    TimeoutGuard,
     Window,
     backoff,
     go_duration,
@@ -305,3 +306,125 @@ def test_mixed_latencies_do_not_shrink_a_parallel_server() -> None:
     assert windows[-1] == 64
     assert sum(w < 64 for w in windows) < 0.1 * len(windows)
     assert answers > 0.85 * 64 * 60 / 0.82
+
+
+def simulate_timeouts(lim: Limiter, *, jobs: int, serve_time: float, timeout: float,
+                      parallel: int = 1) -> dict[str, Any]:
+    """A fake server that works through requests in order, `parallel` at a time, and,
+    like llama.cpp's server, finishes a request whose client gave up. The client sends
+    what the limiter admits, gives up after `timeout` and asks again. Fake clock,
+    event by event (ticks every 10 ms for the limiter's time-based state)."""
+    import heapq
+
+    now, seq = 0.0, 0
+    events: list[tuple[float, int, str, int]] = []  # (time, seq, kind, request id)
+    waiting: list[int] = list(range(jobs))  # jobs not in flight
+    sent_at: dict[int, float] = {}
+    job_of: dict[int, int] = {}
+    live: set[int] = set()  # requests the client still waits for
+    server_queue: list[int] = []
+    busy = 0
+    done: set[int] = set()
+    timeouts = sent = 0
+    timeout_times: list[float] = []
+
+    def push(at: float, kind: str, rid: int) -> None:
+        nonlocal seq
+        seq += 1
+        heapq.heappush(events, (at, seq, kind, rid))
+
+    def serve() -> None:
+        nonlocal busy
+        while server_queue and busy < parallel:
+            busy += 1
+            push(now + serve_time, "answer", server_queue.pop(0))
+
+    push(0.0, "tick", -1)
+    while len(done) < jobs and now < 600:
+        while waiting and lim.acquire(1, now) == 0:
+            rid = sent
+            sent += 1
+            job_of[rid], sent_at[rid] = waiting.pop(0), now
+            live.add(rid)
+            server_queue.append(rid)
+            push(now + timeout, "timeout", rid)
+        serve()
+        now, _, kind, rid = heapq.heappop(events)
+        if kind == "tick":
+            push(now + 0.01, "tick", -1)
+        elif kind == "answer":
+            busy -= 1
+            if rid in live:
+                live.discard(rid)
+                lim.succeeded(now, {}, EPOCH, latency=now - sent_at[rid])
+                done.add(job_of[rid])
+        elif rid in live:  # the client's timeout
+            live.discard(rid)
+            lim.failed(now, overload=True, timed_out=timeout)
+            timeouts += 1
+            timeout_times.append(now)
+            waiting.insert(0, job_of[rid])
+    return {"timeouts": timeouts, "sent": sent, "seconds": now, "window": lim.limit,
+            "timeout_times": timeout_times}
+
+
+def test_queueing_server_does_not_storm_on_a_tight_timeout() -> None:
+    """8 at once to a server that answers one at a time (0.5 s) with a 2.5 s timeout:
+    the first burst's tail times out, then the guard keeps the queue short enough that
+    nothing else does, and the retries do not queue behind the abandoned requests."""
+    lim = Limiter(max_concurrency=8)
+    lim.set_concurrency(8, timeout=2.5)
+    out = simulate_timeouts(lim, jobs=100, serve_time=0.5, timeout=2.5)
+    assert out["timeouts"] <= 8, out
+    assert max(out["timeout_times"]) < 5, out  # only the first burst's
+    assert out["seconds"] <= 1.05 * (100 + out["timeouts"]) * 0.5  # the server never idled
+    assert out["window"] <= 3
+
+
+def test_without_the_guard_the_same_run_storms() -> None:
+    """The same run with the guard off (no timeout known to the limiter): the control
+    for the test above, showing the scenario does storm."""
+    lim = Limiter(max_concurrency=8)
+    out = simulate_timeouts(lim, jobs=100, serve_time=0.5, timeout=2.5)
+    assert out["timeouts"] > 20, out
+
+
+def test_guard_stays_out_of_a_parallel_server() -> None:
+    """Answers well inside the timeout: no cap, ghosts of a hung request clear as soon
+    as a request sent after it is answered."""
+    g = TimeoutGuard(timeout=60.0)
+    for i in range(20):
+        g.answered(1.0 + i * 0.01, 1.0)
+    assert g.cap() is None
+    g.timed_out(70.0, 60.0)  # a hung request: the guard engages, but its cap is far off
+    assert g.ghosts(70.0) == 1 and g.engaged
+    assert (g.cap() or 0) >= 20 * 60 / 2 * 0.9
+    g.answered(70.5, 1.0)  # sent at 69.5, after the ghost (10.0)
+    assert g.ghosts(70.5) == 0
+
+
+def test_ghost_drains_at_the_server_rate() -> None:
+    g = TimeoutGuard(timeout=2.0)
+    for i in range(5):
+        g.answered(0.5 * (i + 1), 0.5 * (i + 1))  # one every 0.5 s: 2 answers/s
+    g.timed_out(3.0, 2.0)
+    g.timed_out(3.0, 2.0)
+    assert g.ghosts(3.0) == 2
+    assert g.ghosts(3.49) == 2 and g.ghosts(3.51) == 1 and g.ghosts(4.01) == 0
+    assert g.cap() == 2  # 2/s * 2.0 s / 2
+
+
+def test_guard_keeps_the_last_rate_for_the_next_run() -> None:
+    """A new run clears the answer times (the idle gap is not the server's rate) but
+    does not start at one in flight on a server where the guard once engaged."""
+    lim = Limiter(max_concurrency=64)
+    lim.set_concurrency(64, timeout=4.0)
+    assert lim.acquire(1, 0.0) == 0
+    lim.failed(4.0, overload=False, timed_out=4.0)  # one timeout engages the guard
+    assert lim.limit == 1 and lim.acquire(1, 7.9) == math.inf  # its ghost, for one timeout
+    for i in range(16):
+        assert lim.acquire(1, 8.0 + i * 0.1) == 0
+        lim.succeeded(8.0 + i * 0.1 + 0.01, {}, EPOCH, latency=0.01)
+    assert lim.guard.engaged and lim.limit == 20  # 10 answers/s * 4 s / 2
+    lim.set_concurrency(64, timeout=4.0)  # idle: a new run, an hour later
+    assert lim.limit == 20

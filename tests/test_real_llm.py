@@ -333,8 +333,6 @@ def test_concurrency_settles_on_a_serialising_server(
 
 @real
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="known limiter gap (issue 7 stays open): timeouts "
-                   "while the server still queues abandoned requests cause retries")
 def test_queueing_does_not_storm_on_a_tight_timeout(
         llm: RealLLM, data: tuple[pd.DataFrame, list[str]], tmp_path: Path) -> None:
     """8 sent at once to a server that answers one at a time, with a timeout shorter than
@@ -342,8 +340,8 @@ def test_queueing_does_not_storm_on_a_tight_timeout(
     time out, the window shrinks so that answers come within the timeout; at most one
     window's worth (8) of requests is retried after a timeout, not a storm. A request that
     timed out is not cancelled at llama-cpp-python's server: it still takes its turn, so
-    the server's queue is longer than the client's requests in flight. Every row gets
-    its label."""
+    the server's queue is longer than the client's requests in flight; the limiter's
+    timeout guard counts it in flight until it is likely done. Every row gets its label."""
     frame, labels = data
     rows = frame.iloc[60:84]
     with RecordingProxy(llm.server.base_url) as fresh:
@@ -475,6 +473,21 @@ def test_helper_says_how_to_get_the_model(monkeypatch: pytest.MonkeyPatch,
     if llamacpp.llama_cpp_installed():
         with pytest.raises(RuntimeError, match=r"No model file at .*dev\.py real-llm"):
             llamacpp.serve_llamacpp()
+
+
+def test_a_failed_check_is_the_reason_to_skip(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    """`dev.py real-llm`'s check writes down why the server failed (e.g. it died of SIGILL
+    at its first answer); `unavailable()` then gives that reason, so the real_llm tests
+    skip saying it instead of failing one by one."""
+    monkeypatch.setenv(llamacpp.MODELS_DIR_ENV, str(tmp_path))
+    monkeypatch.delenv(llamacpp.MODEL_ENV, raising=False)
+    (tmp_path / llamacpp.MODEL_FILE).write_bytes(b"gguf")
+    monkeypatch.setattr(llamacpp, "llama_cpp_installed", lambda python=None: True)
+    assert llamacpp.unavailable() is None
+    llamacpp.check_failure_path().write_text("RuntimeError: died, exit code -4\n")
+    reason = llamacpp.unavailable()
+    assert reason is not None and "exit code -4" in reason and "dev.py real-llm" in reason
 
 
 def test_helper_says_how_to_get_llama_cpp(tmp_path: Path) -> None:

@@ -295,6 +295,27 @@ def test_capacity_503() -> None:
     run(main)
 
 
+def test_workers_queue_in_order_and_finish_abandoned_requests() -> None:
+    """workers=1: requests wait their turn (0.2 s each), and one whose client gave up
+    still holds the worker for its turn, as llama.cpp's server does."""
+    async def main() -> None:
+        with serve(workers=1, latency=0.2, jitter=0) as sim:
+            async with aiohttp.ClientSession() as s:
+                gone = asyncio.ensure_future(post(s, sim, body("a")))
+                await asyncio.sleep(0.05)
+                gone.cancel()  # the client leaves; the server still works on it
+                await asyncio.sleep(0.01)
+                start = time.monotonic()
+                done = await asyncio.gather(*(post(s, sim, body(t)) for t in "bc"))
+                elapsed = time.monotonic() - start
+            assert [d[0] for d in done] == [200, 200]
+            assert 0.48 <= elapsed < 0.8  # ~0.14 s left of the abandoned turn, then 0.2 + 0.2
+            stats = sim.stats()
+            assert stats["abandoned"] == 1 and stats["overloaded"] == 0
+
+    run(main)
+
+
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("kind", ["error", "reset", "hang", "malformed"])
 def test_each_fault_kind(kind: str, stream: bool) -> None:

@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tpm", type=float, default=100000, help="tokens/min, 0 = unlimited")
     p.add_argument("--burst", type=float, default=1.0, help="bucket size in seconds")
     p.add_argument("--capacity", type=int, default=0, help="max in flight, 0 = no cap")
+    p.add_argument("--workers", type=int, default=0,
+                   help="answer N at a time, queue the rest (like llama.cpp), 0 = all at once")
     p.add_argument("--faults", type=float, default=0.0, help="fault probability")
     p.add_argument("--fault-kinds", default=",".join(FAULT_KINDS), help="comma-separated subset")
     p.add_argument("--hang", type=float, default=30.0, help="hang fault seconds")
@@ -57,6 +59,7 @@ def config_from_args(ns: argparse.Namespace) -> SimulatorConfig:
         tpm=ns.tpm or None,
         burst=ns.burst,
         capacity=ns.capacity,
+        workers=ns.workers,
         faults=ns.faults,
         fault_kinds=[k for k in ns.fault_kinds.split(",") if k],
         hang=ns.hang,

@@ -18,6 +18,10 @@ class SimulatorConfig:
 
     ``rpm``/``tpm`` of ``None`` or 0 mean unlimited; ``capacity`` 0 means no
     concurrency cap; ``faults`` is the probability of a fault per request.
+    ``workers`` > 0 answers that many requests at a time and queues the rest in
+    order, like llama.cpp's server: slower, not refused, as more wait, and a request
+    whose client gave up still takes its turn (streams then send every token at the
+    end of that turn).
     """
 
     host: str = "127.0.0.1"
@@ -29,6 +33,7 @@ class SimulatorConfig:
     tpm: float | None = None
     burst: float = 1.0
     capacity: int = 0
+    workers: int = 0
     faults: float = 0.0
     fault_kinds: Sequence[str] = FAULT_KINDS
     hang: float = 30.0
@@ -52,6 +57,8 @@ class SimulatorConfig:
             raise ValueError("burst must be > 0")
         if self.capacity < 0:
             raise ValueError("capacity must be >= 0")
+        if self.workers < 0:
+            raise ValueError("workers must be >= 0")
         if not 0.0 <= self.faults <= 1.0:
             raise ValueError("faults must be a probability in [0, 1]")
         unknown = set(self.fault_kinds) - set(FAULT_KINDS)

@@ -162,6 +162,7 @@ def config_to_argv(config: SimulatorConfig) -> list[str]:
         "--tpm", repr(config.tpm or 0),
         "--burst", repr(config.burst),
         "--capacity", str(config.capacity),
+        "--workers", str(config.workers),
         "--faults", repr(config.faults),
         "--fault-kinds", ",".join(config.fault_kinds),
         "--hang", repr(config.hang),

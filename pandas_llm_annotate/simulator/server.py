@@ -78,6 +78,7 @@ class Simulator:
         self._models = frozenset(config.models) if config.models is not None else None
         self._mu = math.log(config.latency) if config.latency > 0 else None
         self._ids = itertools.count(1)
+        self._workers = asyncio.Semaphore(config.workers) if config.workers else None
 
     # --- small helpers -------------------------------------------------------
 
@@ -196,6 +197,9 @@ class Simulator:
         if st.in_flight > st.max_in_flight:
             st.max_in_flight = st.in_flight
         try:
+            if self._workers is not None:  # wait for a worker, work even if the client left
+                await asyncio.shield(self._turn(self._workers, delay))
+                delay = 0.0
             if body.get("stream") is True:
                 options = body.get("stream_options")
                 usage = isinstance(options, dict) and options.get("include_usage") is True
@@ -206,6 +210,11 @@ class Simulator:
             raise
         finally:
             st.in_flight -= 1
+
+    @staticmethod
+    async def _turn(workers: asyncio.Semaphore, delay: float) -> None:
+        async with workers:
+            await asyncio.sleep(delay)
 
     def _answer(
         self, body: dict[str, Any], prompt: int, obj: str
