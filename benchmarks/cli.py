@@ -10,13 +10,14 @@ from collections.abc import Callable
 
 from benchmarks.child import OFFLINE_ENV
 from benchmarks.results import RESULTS, Scenario, write
-from benchmarks.scenarios import core, memory, overhead, rpm
+from benchmarks.scenarios import core, memory, overhead, queue, rpm
 
 SCENARIOS: dict[str, Callable[[bool], Scenario]] = {
     "core": core.run,
     "rpm": rpm.run,
     "rpm-noheaders": rpm.run_noheaders,
     "tpm": rpm.run_tpm,
+    "queue": queue.run,
     "overhead": overhead.run,
     "memory": memory.run,
 }

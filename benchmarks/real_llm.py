@@ -103,10 +103,9 @@ def in_child(spec: dict[str, Any]) -> dict[str, Any]:
 def child(spec: dict[str, Any]) -> int:
     frame, labels = load(spec.pop("rows"))
     if not spec.pop("guard", True):  # the control run: the limiter without its timeout guard
-        from pandas_llm_annotate import limiter
+        from benchmarks.ablation import timeout_guard_off
 
-        limiter.TimeoutGuard.cap = lambda self: None  # type: ignore[method-assign]
-        limiter.TimeoutGuard.ghosts = lambda self, now: 0  # type: ignore[method-assign]
+        timeout_guard_off()
     if spec.pop("negotiate_first", False):  # one row alone first: later retries are timeouts
         pla.annotate(frame["text"].head(1), labels=labels, model=spec["model"],
                      base_url=spec["base_url"], cache=False, progress=False, max_concurrency=1)

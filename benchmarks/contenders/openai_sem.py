@@ -1,6 +1,7 @@
 """The usual async recipe: ``openai.AsyncOpenAI`` (library default retries) with an
 ``asyncio.Semaphore(64)`` over every row, no dedupe; a row whose request the library
-gives up on is lost. Retries are counted from the library's ``x-stainless-retry-count``."""
+gives up on is lost. Retries are counted from the library's ``x-stainless-retry-count``.
+Options: ``concurrency`` (the semaphore, 64) and ``timeout`` (the client's, seconds)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ async def label_all(spec: Spec, texts: list[str], counts: dict[str, Any]) -> lis
             counts["retries"] += 1
 
     http = openai.DefaultAsyncHttpxClient(event_hooks={"request": [on_request]})
+    opts = spec.get("options", {})
+    extra = {"timeout": opts["timeout"]} if "timeout" in opts else {}
     client = openai.AsyncOpenAI(base_url=spec["base_url"], api_key="sk-simulator",
-                                http_client=http)
+                                http_client=http, **extra)
     counts["max_retries"] = client.max_retries
-    sem = asyncio.Semaphore(CONCURRENCY)
+    sem = asyncio.Semaphore(opts.get("concurrency", CONCURRENCY))
 
     async def ask(text: str) -> str | None:
         async with sem:

@@ -16,6 +16,11 @@ def main() -> None:
 
     import pandas_llm_annotate as pla
 
+    if opts.get("no_guard"):  # the control run: the limiter without its timeout guard
+        from benchmarks.ablation import timeout_guard_off
+
+        timeout_guard_off()
+
     df = pd.DataFrame({"text": texts})
     settings: dict[str, Any] = {
         "model": spec["model"], "base_url": spec["base_url"], "api_key": "sk-simulator",
