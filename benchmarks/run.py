@@ -1,5 +1,6 @@
 """Benchmarks: ``python benchmarks/run.py [--quick] [--only NAME,...]`` (or
-``python3 dev.py bench``). Scenarios: core, rpm, rpm-noheaders, tpm, overhead, memory.
+``python3 dev.py bench``). Scenarios: core, rpm, rpm-noheaders, tpm, queue, overhead,
+memory.
 See ``benchmarks/README.md``."""
 
 from __future__ import annotations

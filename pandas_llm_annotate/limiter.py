@@ -299,11 +299,12 @@ class TimeoutGuard:
             recent.append(value)
             if len(recent) > self.RECENT:
                 recent.popleft()
-        median = sorted(self._latencies)[len(self._latencies) // 2]
-        if self.timeout is not None and median > self.timeout / 4:
-            self.engaged = True
-        sent = now - latency  # a server working in order is done with what came before
-        self._ghosts = deque(g for g in self._ghosts if g[0] >= sent)
+        if self.timeout is not None and not self.engaged:
+            median = sorted(self._latencies)[len(self._latencies) // 2]
+            self.engaged = median > self.timeout / 4
+        if self._ghosts:  # a server working in order is done with what came before
+            sent = now - latency
+            self._ghosts = deque(g for g in self._ghosts if g[0] >= sent)
 
     def timed_out(self, now: float, elapsed: float) -> None:
         self.engaged = True
@@ -320,6 +321,7 @@ class Limiter:
     max_concurrency: int
     rpm: float | None = None
     tpm: float | None = None
+    timeout: float | None = None  # the request timeout: feeds the timeout guard
     rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
@@ -333,7 +335,7 @@ class Limiter:
         self._quiet_429s = 0
         self._guessed = False  # the requests bucket is our guess from headerless 429s
         self._recent: deque[float] = deque()  # times of recent successes
-        self.guard = TimeoutGuard()
+        self.guard = TimeoutGuard(timeout=self.timeout)
         self._lock = threading.Lock()
         self.set_limits(self.rpm, self.tpm, now=0.0)
 
@@ -351,7 +353,7 @@ class Limiter:
         """A new run's cap and request timeout; an idle limiter also forgets an old
         run's window cuts."""
         with self._lock:
-            self.guard.timeout = timeout
+            self.timeout = self.guard.timeout = timeout
             self.max_concurrency = cap
             self.window.cap = cap
             idle = self.in_flight == 0
@@ -503,8 +505,8 @@ def shared_limiter(base_url: str, api_key: str | None, model: str, *, max_concur
     with _shared_lock:
         limiter = _shared.get(key)
         if limiter is None:
-            limiter = _shared[key] = Limiter(max_concurrency=max_concurrency, rpm=rpm, tpm=tpm)
-            limiter.guard.timeout = timeout
+            limiter = _shared[key] = Limiter(max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,
+                                             timeout=timeout)
             return limiter
     limiter.set_concurrency(max_concurrency, timeout=timeout)
     if (rpm, tpm) != (limiter.rpm, limiter.tpm) and (rpm or tpm):

@@ -300,14 +300,20 @@ def test_max_concurrency_is_respected(tmp_path: Path) -> None:
 # --- 6. faults, timeouts and rate limits -------------------------------------------
 
 
+def label_on(sim: SimulatorHandle, rows: int, tmp_path: Path, **options: Any
+             ) -> tuple[pd.DataFrame, pd.Series, dict[str, Any]]:
+    """`rows` distinct texts labelled against `sim`; the frame, the answers and the
+    simulator's counters after the run."""
+    df = pd.DataFrame({"text": distinct_texts(rows)})
+    out = df.llm.annotate("text", labels=LABELS, model="m", base_url=sim.base_url,
+                          cache=tmp_path / "c", progress=False, **options)
+    return df, out, sim.stats()
+
+
 def test_faults_and_hangs_are_retried_until_every_row_is_labelled(tmp_path: Path) -> None:
     # With seed 3 the simulator's first 100 requests draw every fault kind (a hang 9th).
     with serve(latency=0.01, faults=0.1, hang=2.0, seed=3) as sim:
-        df = pd.DataFrame({"text": distinct_texts(100)})
-        out = df.llm.annotate("text", labels=LABELS, model="m", base_url=sim.base_url,
-                              timeout=1.0, max_concurrency=16, cache=tmp_path / "c",
-                              progress=False)
-        stats = sim.stats()
+        df, out, stats = label_on(sim, 100, tmp_path, timeout=1.0, max_concurrency=16)
     rep = report()
     assert all(n > 0 for n in stats["faults"].values()), stats["faults"]
     assert out.notna().all()
@@ -324,11 +330,7 @@ def test_queueing_server_with_a_tight_timeout_does_not_storm(tmp_path: Path) -> 
     first burst's tail times out; after that the timeout guard keeps the queue inside
     the timeout, so at most that burst is retried, not a storm."""
     with serve(latency=0.1, jitter=0.0, workers=1) as sim:
-        df = pd.DataFrame({"text": distinct_texts(60)})
-        out = df.llm.annotate("text", labels=LABELS, model="m", base_url=sim.base_url,
-                              timeout=0.5, max_concurrency=8, cache=tmp_path / "c",
-                              progress=False)
-        stats = sim.stats()
+        _, out, stats = label_on(sim, 60, tmp_path, timeout=0.5, max_concurrency=8)
     rep = report()
     assert out.notna().all(), rep.failures
     assert rep.failed == 0 and rep.status == "finished"
@@ -340,10 +342,7 @@ def test_queueing_server_with_a_tight_timeout_does_not_storm(tmp_path: Path) -> 
 def test_rate_limited_server_every_row_still_labelled(tmp_path: Path) -> None:
     # 1200 RPM: a bucket of 20 requests refilled at 20/s, far below what 16 workers ask.
     with serve(latency=0.01, rpm=1200) as sim:
-        df = pd.DataFrame({"text": distinct_texts(60)})
-        out = df.llm.annotate("text", labels=LABELS, model="m", base_url=sim.base_url,
-                              max_concurrency=16, cache=tmp_path / "c", progress=False)
-        stats = sim.stats()
+        _, out, stats = label_on(sim, 60, tmp_path, max_concurrency=16)
     rep = report()
     assert out.notna().all(), rep.failures
     assert rep.failed == 0

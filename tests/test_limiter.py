@@ -372,8 +372,7 @@ def test_queueing_server_does_not_storm_on_a_tight_timeout() -> None:
     """8 at once to a server that answers one at a time (0.5 s) with a 2.5 s timeout:
     the first burst's tail times out, then the guard keeps the queue short enough that
     nothing else does, and the retries do not queue behind the abandoned requests."""
-    lim = Limiter(max_concurrency=8)
-    lim.set_concurrency(8, timeout=2.5)
+    lim = Limiter(max_concurrency=8, timeout=2.5)
     out = simulate_timeouts(lim, jobs=100, serve_time=0.5, timeout=2.5)
     assert out["timeouts"] <= 8, out
     assert max(out["timeout_times"]) < 5, out  # only the first burst's
@@ -417,8 +416,7 @@ def test_ghost_drains_at_the_server_rate() -> None:
 def test_guard_keeps_the_last_rate_for_the_next_run() -> None:
     """A new run clears the answer times (the idle gap is not the server's rate) but
     does not start at one in flight on a server where the guard once engaged."""
-    lim = Limiter(max_concurrency=64)
-    lim.set_concurrency(64, timeout=4.0)
+    lim = Limiter(max_concurrency=64, timeout=4.0)
     assert lim.acquire(1, 0.0) == 0
     lim.failed(4.0, overload=False, timed_out=4.0)  # one timeout engages the guard
     assert lim.limit == 1 and lim.acquire(1, 7.9) == math.inf  # its ghost, for one timeout

@@ -481,6 +481,8 @@ def test_config_validation() -> None:
         SimulatorConfig(faults=2.0)
     with pytest.raises(ValueError):
         SimulatorConfig(fault_kinds=["nope"])
+    with pytest.raises(ValueError, match="workers"):
+        SimulatorConfig(workers=-1)
     with pytest.raises(ValueError, match="non-loopback"):
         serve(host="192.0.2.1")
 
