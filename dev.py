@@ -74,8 +74,6 @@ def llama_wheel() -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CMAKE_ARGS": args,
            "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 1)}
-    if not PY.exists():
-        venv.EnvBuilder(with_pip=True).create(VENV)
     cmd = [str(PY), "-m", "pip", "wheel", "-q", "--no-deps", "--no-cache-dir",
            "-w", str(folder), LLAMA_CPP]
     print("+", " ".join(cmd), flush=True)
