@@ -250,9 +250,13 @@ class TimeoutGuard:
     than refuse (llama.cpp's server answers one request at a time).
 
     Little's law: with `n` in flight and `rate` answers a second, a request waits
-    `n / rate` on average, on any server. Once answers take over a quarter of the
-    timeout, or one timed out, the guard engages for this server and keeps at most
-    `rate * timeout / 2` in flight (a bound a server that answers fast never meets).
+    `n / rate` on average. Once answers take over a quarter of the timeout, or one
+    timed out, the guard engages and keeps at most `rate * timeout / 2` in flight.
+    Each cut is a trial: on a server that queues, the answers to requests sent under
+    the cap come back faster; on one whose answers are simply slow (long outputs on
+    a server that works in parallel) they do not, and the guard lets go of this
+    server for good: fewer in flight cannot make its answers come sooner.
+
     A request that timed out is often still being worked on (llama.cpp keeps a
     request whose client left): it stays counted as a ghost until a request sent
     after it is answered, or its share of the server's time (`1 / rate`) has passed,
@@ -261,16 +265,19 @@ class TimeoutGuard:
 
     timeout: float | None = None
     engaged: bool = False
-    _answers: deque[float] = field(default_factory=deque)  # times of recent answers
+    _answers: deque[float] = field(default_factory=deque)  # answer times, recent
     _latencies: deque[float] = field(default_factory=deque)
     _ghosts: deque[tuple[float, float]] = field(default_factory=deque)  # (sent, gone by)
     _last_rate: float | None = None
+    _trial: _Trial | None = None
+    _kept_cap: int | None = None  # the cap when the last trial confirmed queueing
+    _quiet: bool = False  # a trial showed that this server does not queue
 
-    RECENT = 16  # answers the rate and the latency are read from
+    RECENT = 16  # latencies the median is read from; answers a trial waits for
 
     def rate(self) -> float | None:
-        """Answers per second over the last RECENT answers (before two in this run, the
-        last run's); None when never measured."""
+        """Answers per second over the last two median latencies (at least 1 s); before
+        two answers in this run, the last run's; None when never measured."""
         if len(self._answers) < 2:
             return self._last_rate
         span = self._answers[-1] - self._answers[0]
@@ -294,24 +301,69 @@ class TimeoutGuard:
         self._last_rate = self.rate()
         self._answers.clear()
 
-    def answered(self, now: float, latency: float) -> None:
-        for recent, value in ((self._answers, now), (self._latencies, latency)):
-            recent.append(value)
-            if len(recent) > self.RECENT:
-                recent.popleft()
-        if self.timeout is not None and not self.engaged:
-            median = sorted(self._latencies)[len(self._latencies) // 2]
-            self.engaged = median > self.timeout / 4
+    def answered(self, now: float, latency: float, in_flight: int) -> None:
+        """An answer after `latency` s; `in_flight`: requests (and ghosts) still out."""
+        self._latencies.append(latency)
+        if len(self._latencies) > self.RECENT:
+            self._latencies.popleft()
+        median = sorted(self._latencies)[len(self._latencies) // 2]
+        self._answers.append(now)
+        while len(self._answers) > 2 and self._answers[0] < now - max(1.0, 2 * median):
+            self._answers.popleft()
         if self._ghosts:  # a server working in order is done with what came before
             sent = now - latency
             self._ghosts = deque(g for g in self._ghosts if g[0] >= sent)
+        if self.timeout is None:
+            return
+        cap = self.cap()
+        if not self.engaged:
+            if not self._quiet and median > self.timeout / 4 and self.rate() is not None:
+                self._engage(in_flight + 1)
+        elif self._trial is not None:
+            self._judge(now, latency, in_flight, cap)
+        elif cap is not None and self._kept_cap is not None and cap < self._kept_cap / 2:
+            self._engage(in_flight + 1)  # cut far below what was confirmed: try again
 
-    def timed_out(self, now: float, elapsed: float) -> None:
-        self.engaged = True
+    def timed_out(self, now: float, elapsed: float, in_flight: int) -> None:
+        if not self.engaged and not self._quiet:
+            self._engage(in_flight + 1)
         rate = self.rate()
         share = elapsed if rate is None else 1.0 / rate
         last = self._ghosts[-1][1] if self._ghosts else now
-        self._ghosts.append((now - elapsed, max(now, last) + share))
+        gone_by = min(max(now, last) + share, now + elapsed)  # at most one more timeout
+        self._ghosts.append((now - elapsed, gone_by))
+
+    def _engage(self, in_flight: int) -> None:
+        """Start a trial: what a queue of `in_flight` would make a request wait now."""
+        self.engaged = True
+        rate = self.rate()
+        self._trial = None if rate is None else _Trial(expected=in_flight / rate)
+
+    def _judge(self, now: float, latency: float, in_flight: int, cap: int | None) -> None:
+        trial = self._trial
+        assert trial is not None
+        if trial.capped_at is None:
+            if cap is not None and in_flight > cap:
+                return  # still coming down to the cap
+            trial.capped_at = now
+        if now - latency < trial.capped_at:
+            return  # sent before the cap held
+        trial.latencies.append(latency)
+        if len(trial.latencies) < self.RECENT:
+            return
+        self._trial = None
+        after = sorted(trial.latencies)[len(trial.latencies) // 2]
+        if after > 0.8 * trial.expected:  # fewer in flight, no faster: not a queue
+            self.engaged, self._quiet, self._kept_cap = False, True, None
+        else:
+            self._kept_cap = cap
+
+
+@dataclass
+class _Trial:
+    expected: float  # seconds a request would wait behind the queue when the guard engaged
+    capped_at: float | None = None  # when requests in flight came down to the cap
+    latencies: list[float] = field(default_factory=list)  # of requests sent after that
 
 
 @dataclass
@@ -399,7 +451,7 @@ class Limiter:
             self.window.grow()
             if latency is not None:
                 self.window.observe(now, latency, self.in_flight)
-                self.guard.answered(now, latency)
+                self.guard.answered(now, latency, self.in_flight + self.guard.ghosts(now))
             self._quiet_429s = 0
             self._recent.append(now)
             if self._guessed and self.requests is not None:
@@ -419,7 +471,7 @@ class Limiter:
             if overload:
                 self.window.cut(now)
             if timed_out is not None:
-                self.guard.timed_out(now, timed_out)
+                self.guard.timed_out(now, timed_out, self.in_flight + self.guard.ghosts(now))
 
     def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float) -> float:
         """A 429: pause every sender until the server's reset; returns the pause."""

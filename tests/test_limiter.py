@@ -309,12 +309,15 @@ def test_mixed_latencies_do_not_shrink_a_parallel_server() -> None:
 
 
 def simulate_timeouts(lim: Limiter, *, jobs: int, serve_time: float, timeout: float,
-                      parallel: int = 1) -> dict[str, Any]:
+                      parallel: int = 1, jitter: float = 0.0, seed: int = 0) -> dict[str, Any]:
     """A fake server that works through requests in order, `parallel` at a time, and,
     like llama.cpp's server, finishes a request whose client gave up. The client sends
     what the limiter admits, gives up after `timeout` and asks again. Fake clock,
-    event by event (ticks every 10 ms for the limiter's time-based state)."""
+    event by event (ticks every 10 ms for the limiter's time-based state); `jitter`:
+    sigma of a log-normal factor on each service time."""
     import heapq
+
+    rng = random.Random(seed)
 
     now, seq = 0.0, 0
     events: list[tuple[float, int, str, int]] = []  # (time, seq, kind, request id)
@@ -337,7 +340,8 @@ def simulate_timeouts(lim: Limiter, *, jobs: int, serve_time: float, timeout: fl
         nonlocal busy
         while server_queue and busy < parallel:
             busy += 1
-            push(now + serve_time, "answer", server_queue.pop(0))
+            push(now + serve_time * math.exp(rng.gauss(0, jitter)), "answer",
+                 server_queue.pop(0))
 
     push(0.0, "tick", -1)
     while len(done) < jobs and now < 600:
@@ -388,26 +392,52 @@ def test_without_the_guard_the_same_run_storms() -> None:
     assert out["timeouts"] > 20, out
 
 
+@pytest.mark.parametrize(("serve_time", "jitter"), [(1.0, 0.3), (2.0, 0.3), (2.5, 0.1)])
+def test_guard_lets_go_of_a_parallel_server_with_slow_answers(serve_time: float,
+                                                              jitter: float) -> None:
+    """64 slots, answers slow next to a 3 s timeout (some time out): fewer in flight would
+    not make them faster, so the guard must cost nothing (the same run with it off as
+    the control). Without its trial it cut the window to one and stalled the run."""
+    walls = []
+    for timeout in (3.0, None):  # None: the limiter knows no timeout, no guard
+        lim = Limiter(max_concurrency=32, timeout=timeout)
+        out = simulate_timeouts(lim, jobs=400, serve_time=serve_time, timeout=3.0,
+                                parallel=64, jitter=jitter, seed=1)
+        walls.append(out["seconds"])
+    assert walls[0] <= 1.02 * walls[1], walls
+
+
+def test_guard_helps_a_server_with_a_few_slots() -> None:
+    """4 slots, 0.5 s each, 32 in flight, timeout 2 s: the queue is what times out."""
+    out = {}
+    for timeout in (2.0, None):
+        lim = Limiter(max_concurrency=32, timeout=timeout)
+        out[timeout] = simulate_timeouts(lim, jobs=400, serve_time=0.5, timeout=2.0,
+                                         parallel=4, jitter=0.2, seed=1)
+    assert out[2.0]["timeouts"] <= 0.6 * out[None]["timeouts"], out
+    assert out[2.0]["seconds"] <= out[None]["seconds"]
+
+
 def test_guard_stays_out_of_a_parallel_server() -> None:
     """Answers well inside the timeout: no cap, ghosts of a hung request clear as soon
     as a request sent after it is answered."""
     g = TimeoutGuard(timeout=60.0)
     for i in range(20):
-        g.answered(1.0 + i * 0.01, 1.0)
+        g.answered(1.0 + i * 0.01, 1.0, 20)
     assert g.cap() is None
-    g.timed_out(70.0, 60.0)  # a hung request: the guard engages, but its cap is far off
+    g.timed_out(70.0, 60.0, 1)  # a hung request: the guard engages, but its cap is far off
     assert g.ghosts(70.0) == 1 and g.engaged
     assert (g.cap() or 0) >= 20 * 60 / 2 * 0.9
-    g.answered(70.5, 1.0)  # sent at 69.5, after the ghost (10.0)
+    g.answered(70.5, 1.0, 1)  # sent at 69.5, after the ghost (10.0)
     assert g.ghosts(70.5) == 0
 
 
 def test_ghost_drains_at_the_server_rate() -> None:
     g = TimeoutGuard(timeout=2.0)
     for i in range(5):
-        g.answered(0.5 * (i + 1), 0.5 * (i + 1))  # one every 0.5 s: 2 answers/s
-    g.timed_out(3.0, 2.0)
-    g.timed_out(3.0, 2.0)
+        g.answered(0.5 * (i + 1), 0.5 * (i + 1), 1)  # one every 0.5 s: 2 answers/s
+    g.timed_out(3.0, 2.0, 1)
+    g.timed_out(3.0, 2.0, 1)
     assert g.ghosts(3.0) == 2
     assert g.ghosts(3.49) == 2 and g.ghosts(3.51) == 1 and g.ghosts(4.01) == 0
     assert g.cap() == 2  # 2/s * 2.0 s / 2
