@@ -259,8 +259,9 @@ class TimeoutGuard:
 
     A request that timed out is often still being worked on (llama.cpp keeps a
     request whose client left): it stays counted as a ghost until a request sent
-    after it is answered, or its share of the server's time (`1 / rate`) has passed,
-    so its retry does not queue behind it and time out too.
+    after it is answered, or its share of the server's time (`1 / rate`, at most the
+    time it waited) has passed, so its retry does not queue behind it and time out
+    too.
     """
 
     timeout: float | None = None
@@ -318,7 +319,7 @@ class TimeoutGuard:
         cap = self.cap()
         if not self.engaged:
             if not self._quiet and median > self.timeout / 4 and self.rate() is not None:
-                self._engage(in_flight + 1)
+                self._engage(in_flight + 1)  # + 1: the request just answered
         elif self._trial is not None:
             self._judge(now, latency, in_flight, cap)
         elif cap is not None and self._kept_cap is not None and cap < self._kept_cap / 2:
@@ -328,20 +329,22 @@ class TimeoutGuard:
         if not self.engaged and not self._quiet:
             self._engage(in_flight + 1)
         rate = self.rate()
-        share = elapsed if rate is None else 1.0 / rate
+        share = elapsed if rate is None else min(elapsed, 1.0 / rate)
         last = self._ghosts[-1][1] if self._ghosts else now
-        gone_by = min(max(now, last) + share, now + elapsed)  # at most one more timeout
-        self._ghosts.append((now - elapsed, gone_by))
+        self._ghosts.append((now - elapsed, max(now, last) + share))
 
     def _engage(self, in_flight: int) -> None:
-        """Start a trial: what a queue of `in_flight` would make a request wait now."""
         self.engaged = True
-        rate = self.rate()
-        self._trial = None if rate is None else _Trial(expected=in_flight / rate)
+        self._trial = _Trial(queue=in_flight)
 
     def _judge(self, now: float, latency: float, in_flight: int, cap: int | None) -> None:
         trial = self._trial
         assert trial is not None
+        if trial.expected is None:  # what the queue at the cut makes a request wait
+            rate = self.rate()
+            if rate is None:
+                return
+            trial.expected = trial.queue / rate
         if trial.capped_at is None:
             if cap is not None and in_flight > cap:
                 return  # still coming down to the cap
@@ -353,7 +356,7 @@ class TimeoutGuard:
             return
         self._trial = None
         after = sorted(trial.latencies)[len(trial.latencies) // 2]
-        if after > 0.8 * trial.expected:  # fewer in flight, no faster: not a queue
+        if after > 0.8 * trial.expected:  # fewer in flight, not faster: no queue
             self.engaged, self._quiet, self._kept_cap = False, True, None
         else:
             self._kept_cap = cap
@@ -361,7 +364,8 @@ class TimeoutGuard:
 
 @dataclass
 class _Trial:
-    expected: float  # seconds a request would wait behind the queue when the guard engaged
+    queue: int  # requests (and ghosts) out when the guard engaged
+    expected: float | None = None  # seconds `queue` makes a request wait, by Little's law
     capped_at: float | None = None  # when requests in flight came down to the cap
     latencies: list[float] = field(default_factory=list)  # of requests sent after that
 

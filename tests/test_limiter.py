@@ -456,3 +456,13 @@ def test_guard_keeps_the_last_rate_for_the_next_run() -> None:
     assert lim.guard.engaged and lim.limit == 20  # 10 answers/s * 4 s / 2
     lim.set_concurrency(64, timeout=4.0)  # idle: a new run, an hour later
     assert lim.limit == 20
+
+
+def test_a_ghost_lasts_at_most_the_time_it_waited() -> None:
+    """A rate measured while little came back (one answer a minute) does not hold a
+    ghost for a minute: its share is at most the time the request waited in vain."""
+    g = TimeoutGuard(timeout=2.0)
+    g.answered(0.0, 0.5, 1)
+    g.answered(60.0, 0.5, 1)  # one answer a minute
+    g.timed_out(70.0, 2.0, 1)
+    assert g.ghosts(71.9) == 1 and g.ghosts(72.01) == 0
