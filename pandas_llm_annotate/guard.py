@@ -85,7 +85,7 @@ class TimeoutGuard:
             return
         cap = self.cap()
         if not self.engaged:
-            if not self._quiet and median > self.timeout / 4 and self.rate() is not None:
+            if not self._quiet and median > self.timeout / 4:
                 self._engage(in_flight + 1)  # + 1: the request just answered
         elif self._trial is not None:
             self._judge(now, latency, in_flight, cap)
