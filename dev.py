@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import re
 import subprocess
 import sys
 import venv
@@ -23,7 +24,6 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
-LLAMA_CPP = "llama-cpp-python==0.3.36"  # as pinned in pyproject.toml's real-llm extra
 EXTRAS = {"demo": "", "test": "[dev,semantic]", "bench": "[dev,bench,semantic]",
           "real-llm": "[real-llm]"}
 
@@ -38,17 +38,15 @@ def ensure_venv(extras: str) -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     marker = VENV / f".installed{extras or '[core]'}"
     stamp = str((ROOT / "pyproject.toml").stat().st_mtime)
-    links: list[str] = []
-    if extras == "[real-llm]":
-        wheel_dir = llama_wheel()
-        stamp += " " + str(wheel_dir)
-        links = ["--find-links", str(wheel_dir)]
+    wheel_dir = llama_wheel() if extras == "[real-llm]" else None
+    links = [] if wheel_dir is None else ["--find-links", str(wheel_dir)]
+    stamp += "" if wheel_dir is None else " " + str(wheel_dir)
     if marker.exists() and marker.read_text() == stamp:
         return
     sh(PY, "-m", "pip", "install", "-q", "--upgrade", "pip")
     sh(PY, "-m", "pip", "install", "-q", "-c", "constraints.txt", *links, "-e", f".{extras}")
-    if links:  # a build with other flags may be installed already: put this one in
-        wheels = sorted(Path(links[1]).glob("llama_cpp_python-*.whl"))
+    if wheel_dir is not None:  # a build with other flags may be installed: put this one in
+        wheels = sorted(wheel_dir.glob("llama_cpp_python-*.whl"))
         sh(PY, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", wheels[-1])
     marker.write_text(stamp)
 
@@ -65,17 +63,22 @@ def llama_wheel() -> Path:
     else:
         default = "-DGGML_NATIVE=OFF"
     args = os.environ.get("CMAKE_ARGS", default)
-    key = hashlib.sha256(f"{LLAMA_CPP} {args} {sys.version_info[:2]}".encode()).hexdigest()
+    pin = re.search(r'"(llama-cpp-python)\[server\](==[^"]+)"',
+                    (ROOT / "pyproject.toml").read_text())
+    if pin is None:
+        raise SystemExit("pyproject.toml's real-llm extra names no llama-cpp-python pin")
+    llama_cpp = pin.group(1) + pin.group(2)
+    key = hashlib.sha256(f"{llama_cpp} {args} {sys.version_info[:2]}".encode()).hexdigest()
     folder = Path.home() / ".cache" / "pandas-llm-annotate" / "llama-wheels" / key[:16]
     if any(folder.glob("llama_cpp_python-*.whl")):
         return folder
-    print(f"real-llm: building {LLAMA_CPP} with CMAKE_ARGS={args!r} (about 10 minutes on "
+    print(f"real-llm: building {llama_cpp} with CMAKE_ARGS={args!r} (about 10 minutes on "
           "2 cores, once per machine)", flush=True)
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CMAKE_ARGS": args,
            "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 1)}
     cmd = [str(PY), "-m", "pip", "wheel", "-q", "--no-deps", "--no-cache-dir",
-           "-w", str(folder), LLAMA_CPP]
+           "-w", str(folder), llama_cpp]
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, cwd=ROOT, check=True, env=env)
     return folder

@@ -24,7 +24,7 @@ import re
 import threading
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
@@ -252,10 +252,10 @@ class Limiter:
     max_concurrency: int
     rpm: float | None = None
     tpm: float | None = None
-    timeout: float | None = None  # the request timeout: feeds the timeout guard
+    timeout: InitVar[float | None] = None  # the request timeout, kept by the guard
     rng: random.Random = field(default_factory=random.Random)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, timeout: float | None) -> None:
         self.window = Window(cap=self.max_concurrency, size=float(self.max_concurrency))
         self.requests: Bucket | None = None
         self.tokens: Bucket | None = None
@@ -266,7 +266,7 @@ class Limiter:
         self._quiet_429s = 0
         self._guessed = False  # the requests bucket is our guess from headerless 429s
         self._recent: deque[float] = deque()  # times of recent successes
-        self.guard = TimeoutGuard(timeout=self.timeout)
+        self.guard = TimeoutGuard(timeout=timeout)
         self._lock = threading.Lock()
         self.set_limits(self.rpm, self.tpm, now=0.0)
 
@@ -284,7 +284,7 @@ class Limiter:
         """A new run's cap and request timeout; an idle limiter also forgets an old
         run's window cuts."""
         with self._lock:
-            self.timeout = self.guard.timeout = timeout
+            self.guard.timeout = timeout
             self.max_concurrency = cap
             self.window.cap = cap
             idle = self.in_flight == 0
@@ -303,13 +303,16 @@ class Limiter:
         guard = self.guard.cap()
         return limit if guard is None else min(limit, guard)
 
+    def _busy(self, now: float) -> int:
+        """Requests in flight, and timed-out ones the server is likely still working on."""
+        return self.in_flight + self.guard.ghosts(now)
+
     def acquire(self, cost: float, now: float) -> float:
         """0.0 if a request of `cost` tokens may go now (it is counted in flight and
         charged); else the seconds to wait (`math.inf`: wait for a release)."""
         with self._lock:
             wait = max(0.0, self.paused_until - now)
-            busy = self.in_flight + self.guard.ghosts(now)
-            if wait == 0 and busy >= self.limit:
+            if wait == 0 and self._busy(now) >= self.limit:
                 return math.inf
             for bucket, amount in ((self.requests, 1.0), (self.tokens, cost)):
                 if bucket is not None:
@@ -330,7 +333,7 @@ class Limiter:
             self.window.grow()
             if latency is not None:
                 self.window.observe(now, latency, self.in_flight)
-                self.guard.answered(now, latency, self.in_flight + self.guard.ghosts(now))
+                self.guard.answered(now, latency, self._busy(now))
             self._quiet_429s = 0
             self._recent.append(now)
             if self._guessed and self.requests is not None:
@@ -350,7 +353,7 @@ class Limiter:
             if overload:
                 self.window.cut(now)
             if timed_out is not None:
-                self.guard.timed_out(now, timed_out, self.in_flight + self.guard.ghosts(now))
+                self.guard.timed_out(now, timed_out, self._busy(now))
 
     def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float) -> float:
         """A 429: pause every sender until the server's reset; returns the pause."""

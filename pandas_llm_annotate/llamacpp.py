@@ -213,7 +213,7 @@ class LlamaCppServer:
 
     @property
     def running(self) -> bool:
-        return self._proc.poll() is None
+        return self.returncode is None
 
     @property
     def returncode(self) -> int | None:
