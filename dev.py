@@ -2,7 +2,7 @@
 """One entry point for people and CI; needs only Python >= 3.10.
 
     python3 dev.py demo    # label a shipped sample against the embedded simulator
-    python3 dev.py test    # ruff + mypy + the test suite
+    python3 dev.py test    # ruff + mypy + import layers + the test suite
     python3 dev.py bench   # benchmarks (markdown table + PNG chart)
     python3 dev.py real-llm  # llama.cpp server + SmolLM2-135M for the real-LLM tests
 
@@ -100,6 +100,7 @@ def main(argv: list[str]) -> int:
         elif what == "test":
             sh(BIN / "ruff", "check", ".")
             sh(BIN / "mypy")
+            sh(env_py, "scripts/check_imports.py")  # no import cycle, layers respected
             sh(env_py, "-m", "pytest", *(rest or ["-q"]))
         else:
             sh(env_py, "benchmarks/run.py", *rest)

@@ -11,8 +11,9 @@ print(pla.last_report())
 from __future__ import annotations
 
 from . import accessor as _accessor  # noqa: F401  (registers the accessors)
+from .api import aannotate, annotate, last_report
 from .config import Options, Settings, configure
-from .core import aannotate, annotate, last_report
+from .display import html as _html  # noqa: F401  (draws reports: Report._repr_html_)
 from .errors import (
     AnnotateError,
     APIError,
@@ -29,9 +30,10 @@ from .errors import (
     RequestError,
     ServerError,
     TransportError,
+    UnknownSetting,
 )
-from .metrics import Report
-from .prompts import DEFAULT_TASK
+from .protocol.prompts import DEFAULT_TASK
+from .report.report import Report
 
 __version__ = "0.1.0"
 
@@ -55,6 +57,7 @@ __all__ = [
     "ServerError",
     "Settings",
     "TransportError",
+    "UnknownSetting",
     "aannotate",
     "annotate",
     "configure",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from . import core
+from . import api
 from .errors import ColumnNotFoundError
 
 if TYPE_CHECKING:
@@ -58,13 +58,13 @@ class DataFrameAccessor:
         `timeout`, `temperature`, `max_tokens`, `max_chunk_tokens`, `cache`, `stream`,
         `progress`) override `pandas_llm_annotate.configure(...)`.
         """
-        return core.annotate(_column(self._obj, column), prompt, labels=labels, **options)
+        return api.annotate(_column(self._obj, column), prompt, labels=labels, **options)
 
     async def aannotate(self, column: Hashable, prompt: str | None = None, *,
                         labels: Sequence[str] | None = None,
                         **options: Unpack[Options]) -> pd.Series:
         """Async twin of `annotate`, for code that already runs an event loop."""
-        return await core.aannotate(_column(self._obj, column), prompt, labels=labels, **options)
+        return await api.aannotate(_column(self._obj, column), prompt, labels=labels, **options)
 
 
 @pd.api.extensions.register_series_accessor("llm")
@@ -77,9 +77,9 @@ class SeriesAccessor:
     def annotate(self, prompt: str | None = None, *, labels: Sequence[str] | None = None,
                  **options: Unpack[Options]) -> pd.Series:
         """Like `DataFrame.llm.annotate`, on this Series."""
-        return core.annotate(self._obj, prompt, labels=labels, **options)
+        return api.annotate(self._obj, prompt, labels=labels, **options)
 
     async def aannotate(self, prompt: str | None = None, *, labels: Sequence[str] | None = None,
                         **options: Unpack[Options]) -> pd.Series:
         """Async twin of `annotate`."""
-        return await core.aannotate(self._obj, prompt, labels=labels, **options)
+        return await api.aannotate(self._obj, prompt, labels=labels, **options)

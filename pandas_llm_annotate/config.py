@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
-from .errors import ConfigError
+from .errors import ConfigError, UnknownSetting
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 ENV_VARS = {
@@ -115,7 +115,7 @@ def _check_names(names: Any) -> None:
         if name not in _FIELDS:
             close = difflib.get_close_matches(name, _FIELDS, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise TypeError(f"Unknown setting {name!r}.{hint} Known: {', '.join(_FIELDS)}.")
+            raise UnknownSetting(f"Unknown setting {name!r}.{hint} Known: {', '.join(_FIELDS)}.")
 
 
 def configure(**settings: Any) -> Settings:
@@ -147,7 +147,10 @@ def resolve(**overrides: Any) -> Settings:
 
 
 class Options(TypedDict, total=False):
-    """Per-call settings accepted by `annotate`; each overrides `configure(...)`."""
+    """Per-call settings accepted by `annotate`; each overrides `configure(...)`.
+
+    The same names and types as `Settings` (checked when this module loads: a field
+    added to one and not the other fails the import, and the tests)."""
 
     model: str
     base_url: str
@@ -167,3 +170,17 @@ class Options(TypedDict, total=False):
     structured: bool
     semantic: bool | float
     embedder: EmbedderSpec
+
+
+def _check_options_match_settings() -> None:
+    fields = {f.name: f.type for f in dataclasses.fields(Settings)}
+    options = {k: v.__forward_arg__ if hasattr(v, "__forward_arg__") else v
+               for k, v in Options.__annotations__.items()}
+    if set(fields) != set(options):
+        raise AssertionError(f"Options and Settings differ: {set(fields) ^ set(options)}")
+    for name, kind in options.items():
+        if str(fields[name]).replace(" | None", "") != str(kind).replace(" | None", ""):
+            raise AssertionError(f"Options[{name!r}] is {kind}, Settings.{name} is {fields[name]}")
+
+
+_check_options_match_settings()

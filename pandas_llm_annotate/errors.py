@@ -3,6 +3,7 @@
 ```
 AnnotateError
 ├── ConfigError            bad or missing settings (model, key, URL, arguments)
+│   └── UnknownSetting     also a TypeError: a setting name that does not exist
 ├── ColumnNotFoundError    also a KeyError: the column is not in the frame
 └── RequestError           one request failed
     ├── TransportError     no HTTP answer
@@ -32,6 +33,10 @@ class AnnotateError(Exception):
 
 class ConfigError(AnnotateError, ValueError):
     """A setting is missing or wrong; the message says how to fix it."""
+
+
+class UnknownSetting(ConfigError, TypeError):
+    """A setting (or option) name that does not exist; the message names the closest."""
 
 
 class ColumnNotFoundError(AnnotateError, KeyError):

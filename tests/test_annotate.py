@@ -18,7 +18,7 @@ from helpers.expected import sim_answer, varied_text
 from helpers.local_server import LocalServer, user_text
 
 import pandas_llm_annotate as pla
-from pandas_llm_annotate.chunking import estimate_tokens, split_text
+from pandas_llm_annotate.pipeline.chunking import estimate_tokens, split_text
 from pandas_llm_annotate.simulator import SimulatorHandle, serve
 
 LABELS = ["card_lost", "card_arrival", "refund", "other"]

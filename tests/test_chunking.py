@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pandas_llm_annotate.chunking import (
+from pandas_llm_annotate.pipeline.chunking import (
     DEFAULT_MAX_CHUNK_TOKENS,
     estimate_tokens,
     split_text,

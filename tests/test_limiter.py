@@ -8,26 +8,25 @@ from typing import Any
 
 import pytest
 
+from pandas_llm_annotate.dispatch.retry import backoff, is_fatal
 from pandas_llm_annotate.errors import (
     AuthenticationError,
     ConnectError,
     NotFoundError,
     ServerError,
 )
-from pandas_llm_annotate.limiter import (
-    PROBE_WINDOW,
-    Bucket,
-    Limiter,
-    TimeoutGuard,
-    Window,
-    backoff,
+from pandas_llm_annotate.ratelimit.bucket import Bucket
+from pandas_llm_annotate.ratelimit.headers import (
     go_duration,
-    is_fatal,
     read_quotas,
     reset_seconds,
     retry_after,
-    shared_limiter,
 )
+from pandas_llm_annotate.ratelimit.limiter import PROBE_WINDOW, Limiter
+from pandas_llm_annotate.ratelimit.registry import shared_limiter
+from pandas_llm_annotate.ratelimit.run_limits import RunLimits
+from pandas_llm_annotate.ratelimit.timeout_guard import TimeoutGuard
+from pandas_llm_annotate.ratelimit.window import Window
 
 EPOCH = 1_700_000_000.0
 
@@ -204,16 +203,37 @@ def test_headerless_429_guesses_rate_and_grows_back() -> None:
     assert lim.requests.rate > guessed  # additive increase
 
 
-def test_user_limits_win_over_headers() -> None:
-    lim = Limiter(max_concurrency=8, rpm=60)
-    assert lim.learned  # no probe needed
-    lim.acquire(1, 0.0)
-    lim.succeeded(0.1, openai_headers(6000, 99, "1s"), EPOCH)
-    assert lim.requests is not None and lim.requests.rate == pytest.approx(1.0)
+def test_a_runs_rpm_is_the_tighter_limit_and_ends_with_the_run() -> None:
+    shared = Limiter(max_concurrency=8)
+    with RunLimits(shared, max_concurrency=8, rpm=60) as run:
+        assert run.limit == 8  # paced by its own rpm: no probe needed
+        assert run.acquire(1, 0.0) == 0
+        run.succeeded(0.1, openai_headers(6000, 99, "1s"), EPOCH)  # the server allows more
+        assert run.acquire(1, 0.2) == pytest.approx(0.8)  # the run's 1/s holds
+    assert shared.requests is not None and shared.requests.rate == pytest.approx(100.0)
+    with RunLimits(shared, max_concurrency=8) as later:  # no rpm: the server's rate
+        for i in range(50):
+            assert later.acquire(1, 1.0 + i * 0.001) == 0
+            later.succeeded(1.0 + i * 0.001, {}, EPOCH)
+
+
+def test_a_runs_max_concurrency_does_not_shrink_another_run() -> None:
+    shared = Limiter(max_concurrency=64)
+    with RunLimits(shared, max_concurrency=64) as wide:
+        for _ in range(10):
+            assert wide.acquire(1, 0.0) == 0
+        with RunLimits(shared, max_concurrency=2) as narrow:
+            assert narrow.limit == 2
+            assert narrow.acquire(1, 0.0) == 0 and narrow.acquire(1, 0.0) == 0
+            assert math.isinf(narrow.acquire(1, 0.0))
+            assert wide.limit == PROBE_WINDOW  # still the probe, not 2
+            assert wide.acquire(1, 0.0) == 0
+    assert shared.window.cap == 64
 
 
 def test_token_bucket_and_usage_correction() -> None:
-    lim = Limiter(max_concurrency=8, tpm=6000)  # 100 tokens/s, capacity 100
+    shared = Limiter(max_concurrency=8)
+    lim = RunLimits(shared, max_concurrency=8, tpm=6000)  # 100 tokens/s, capacity 100
     assert lim.cost(50, 30) == 80
     assert lim.acquire(80, 0.0) == 0
     assert lim.acquire(80, 0.0) == pytest.approx(0.6)
@@ -235,10 +255,10 @@ def test_overload_cuts_window() -> None:
 
 
 def test_shared_per_server_key_and_model() -> None:
-    a = shared_limiter("http://h/v1", "k1", "m", max_concurrency=8, rpm=None, tpm=None, now=0)
-    b = shared_limiter("http://h/v1", "k1", "m", max_concurrency=8, rpm=None, tpm=None, now=0)
-    c = shared_limiter("http://h/v1", "k2", "m", max_concurrency=8, rpm=None, tpm=None, now=0)
-    d = shared_limiter("http://h/v1", "k1", "m2", max_concurrency=8, rpm=None, tpm=None, now=0)
+    a = shared_limiter("http://h/v1", "k1", "m", max_concurrency=8)
+    b = shared_limiter("http://h/v1", "k1", "m", max_concurrency=8)
+    c = shared_limiter("http://h/v1", "k2", "m", max_concurrency=8)
+    d = shared_limiter("http://h/v1", "k1", "m2", max_concurrency=8)
     assert a is b and a is not c and a is not d
 
 

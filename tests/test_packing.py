@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import pandas_llm_annotate as pla
-from pandas_llm_annotate.packing import MAX_ROWS, auto_rows, pack_user, parse_pack
+from pandas_llm_annotate.protocol.packing import MAX_ROWS, auto_rows, pack_user, parse_pack
 from tests.helpers.local_server import LocalServer, user_text
 
 LABELS = ["even", "odd"]

@@ -16,9 +16,12 @@ import pandas as pd
 import pytest
 
 import pandas_llm_annotate as pla
-from pandas_llm_annotate import progress
-from pandas_llm_annotate.metrics import Metrics
-from pandas_llm_annotate.progress import Meter, Snapshot, choose, final_line, fmt_s, snapshot
+from pandas_llm_annotate.display import progress
+from pandas_llm_annotate.display.fmt import fmt_s
+from pandas_llm_annotate.display.progress import choose
+from pandas_llm_annotate.display.snapshot import Meter, Snapshot, final_line, snapshot, summary
+from pandas_llm_annotate.display.text_bar import TextView
+from pandas_llm_annotate.report.metrics import Metrics
 from pandas_llm_annotate.simulator import serve
 
 LABELS = ["card_lost", "refund", "other"]
@@ -96,7 +99,7 @@ def test_snapshot_numbers() -> None:
     assert s.cost is None and s.model == ""  # no price known for no model
     assert snapshot(metrics(model="gpt-4o-mini")).cost == pytest.approx(2 * 0.15 + 0.1 * 0.60)
     assert snapshot(metrics(model="my-model", price=(1.0, 2.0))).cost == pytest.approx(2.2)
-    assert "400/1,000 rows" in progress.summary(s) and "in flight 16 / 32" in progress.summary(s)
+    assert "400/1,000 rows" in summary(s) and "in flight 16 / 32" in summary(s)
 
 
 def test_meter_rate_and_eta_ignore_what_was_done_before_the_first_request() -> None:
@@ -266,7 +269,7 @@ def test_report_is_unchanged_by_progress(opts: dict[str, Any]) -> None:
 
 
 def test_a_panel_that_cannot_show_falls_back_to_text(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "pandas_llm_annotate.panel", None)  # import fails
+    monkeypatch.setitem(sys.modules, "pandas_llm_annotate.display.panel", None)  # import fails
     view = progress.make_view("widget", Metrics(rows=3))
-    assert isinstance(view, progress.TextView)
+    assert isinstance(view, TextView)
     view.close(snapshot(Metrics(rows=3), outcome=None))

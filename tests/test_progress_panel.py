@@ -7,13 +7,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pandas_llm_annotate import progress
-from pandas_llm_annotate.metrics import Metrics
-from pandas_llm_annotate.progress import snapshot
+from pandas_llm_annotate.display import progress
+from pandas_llm_annotate.display.snapshot import snapshot
+from pandas_llm_annotate.report.metrics import Metrics
 
 pytest.importorskip("ipywidgets", reason="ipywidgets is not installed (pip install -e .[notebook])")
 
-from pandas_llm_annotate.panel import Panel, static_html
+from pandas_llm_annotate.display.panel import Panel, static_html
 
 LABELS = ["card_lost", "refund", "other"]
 

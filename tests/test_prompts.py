@@ -12,7 +12,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from pandas_llm_annotate.prompts import (
+from pandas_llm_annotate.errors import ConfigError
+from pandas_llm_annotate.protocol.prompts import (
     DEFAULT_TASK,
     build_messages,
     check_labels,
@@ -131,12 +132,12 @@ def test_check_labels_accepts_iterables() -> None:
     ],
 )
 def test_check_labels_errors(labels: object, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):  # an AnnotateError, also a ValueError
         check_labels(labels)
 
 
 def test_check_labels_not_iterable() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigError, match="labels must be a list of strings, got int"):
         check_labels(5)
 
 

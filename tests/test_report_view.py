@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 
 import pandas_llm_annotate as pla
-from pandas_llm_annotate import report_view
-from pandas_llm_annotate.metrics import FAILURE_COLUMNS, Metrics, Report
-from pandas_llm_annotate.pricing import PRICES, cost_usd, price_of
+from pandas_llm_annotate.display import html as report_view
+from pandas_llm_annotate.report.metrics import Metrics
+from pandas_llm_annotate.report.pricing import PRICES, cost_usd, price_of
+from pandas_llm_annotate.report.report import FAILURE_COLUMNS, Report
 
 
 def report(failed: int = 0, *, answered: bool = True, **kw: Any) -> Report:
@@ -106,7 +107,7 @@ def test_cost() -> None:
 
 
 def test_semantic_hits_table() -> None:
-    from pandas_llm_annotate.metrics import SEMANTIC_HIT_COLUMNS
+    from pandas_llm_annotate.report.report import SEMANTIC_HIT_COLUMNS
 
     m = Metrics(rows=3, distinct=3, pieces=3, semantic_hits=1)
     m.finish("finished")

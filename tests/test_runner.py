@@ -13,7 +13,7 @@ import pytest
 from helpers.expected import sim_answer
 
 import pandas_llm_annotate as pla
-from pandas_llm_annotate import core, runner
+from pandas_llm_annotate import api, sync
 from pandas_llm_annotate.config import OPENAI_BASE_URL, Settings, resolve
 from pandas_llm_annotate.simulator import SimulatorHandle
 
@@ -59,13 +59,13 @@ def test_sync_annotate_inside_a_running_event_loop(fresh_sim: SimulatorHandle,
 
 def test_run_in_thread(fresh_sim: SimulatorHandle, opts: dict[str, Any]) -> None:
     df = frame()
-    out = runner._run_in_thread(df.llm.aannotate("text", labels=LABELS, **opts))
+    out = sync._run_in_thread(df.llm.aannotate("text", labels=LABELS, **opts))
     assert out.tolist() == expected()
 
     async def main() -> pd.Series:
         # The fallback for loops nest_asyncio cannot patch: a thread with its own loop.
-        return runner._run_in_thread(
-            core.aannotate(df["text"], labels=LABELS, **{**opts, "cache": False}))
+        return sync._run_in_thread(
+            api.aannotate(df["text"], labels=LABELS, **{**opts, "cache": False}))
 
     assert asyncio.run(main()).tolist() == expected()
 
@@ -73,7 +73,7 @@ def test_run_in_thread(fresh_sim: SimulatorHandle, opts: dict[str, Any]) -> None
         raise pla.ConfigError("raised on the worker thread")
 
     with pytest.raises(pla.ConfigError, match="worker thread"):
-        runner._run_in_thread(boom())
+        sync._run_in_thread(boom())
 
 
 @pytest.mark.parametrize("kind", ["dataframe", "series", "function"])

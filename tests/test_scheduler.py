@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 
 import pandas_llm_annotate as pla
-from pandas_llm_annotate import limiter as lim_mod
+from pandas_llm_annotate.ratelimit import registry as lim_mod
+from pandas_llm_annotate.ratelimit.limiter import Limiter
 from pandas_llm_annotate.simulator import serve
 
 
-def limiter_for(base_url: str) -> lim_mod.Limiter:
+def limiter_for(base_url: str) -> Limiter:
     found = [v for (url, _, _), v in lim_mod._shared.items() if url == base_url]
     assert len(found) == 1
     return found[0]

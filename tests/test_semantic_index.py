@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from helpers.semantic import Fixed, at_angle
 
-from pandas_llm_annotate.cache import Cache, text_key
-from pandas_llm_annotate.metrics import Metrics
+from pandas_llm_annotate.pipeline.cache import Cache, text_key
+from pandas_llm_annotate.report.metrics import Metrics
 from pandas_llm_annotate.semantic.embedder import resolve
 from pandas_llm_annotate.semantic.index import VectorIndex, usearch_available
 from pandas_llm_annotate.semantic.stage import Hit, SemanticStage

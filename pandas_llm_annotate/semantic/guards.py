@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
+from ..text import CJK_LETTER
+
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'"})
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+(?:[.,]\d+)*")
 
@@ -106,7 +108,7 @@ QUALIFIERS = frozenset(_words(
     "all any some every each both only extra additional another other others more less "
     "most least fewer few many much several partial full whole entire again also"
 ))
-_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_CJK = CJK_LETTER
 _SUFFIXES = ("ing", "ed", "es", "s", "ly")
 _NOT_ENTITIES = frozenset({"i", "i'm", "i've", "i'd", "i'll", "ok", "okay"})
 _SENTENCE_END = re.compile(r"[.!?。！？;；:\n]")

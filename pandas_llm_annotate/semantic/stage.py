@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..metrics import Metrics
+from ..report.metrics import Metrics
 from .embedder import Embedder
 from .guards import compatible
 from .index import MATRIX_LIMIT, VectorIndex, usearch_available

@@ -14,6 +14,9 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from ..text import CJK_LETTER
+from ..text import estimate_tokens as _estimate
+
 __all__ = [
     "answer_messages",
     "answer_text",
@@ -22,8 +25,7 @@ __all__ = [
     "parse_labels",
 ]
 
-# Hiragana/katakana, CJK ideographs (+ext A, compat) and Hangul syllables.
-_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_CJK = CJK_LETTER
 _LATIN_WORD = re.compile("[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f]+")
 _WORD = re.compile(r"[^\W_]+")
 _LABEL_SPLIT = re.compile(r"[\s_\-]+")
@@ -31,10 +33,8 @@ _MIN_WORD = 3
 
 
 def estimate_tokens(text: str) -> int:
-    """Rough token count: a CJK char is ~1 token, other text ~4 chars each."""
-    cjk = len(_CJK.findall(text))
-    other = len(text) - cjk
-    return max(1, cjk + (other + 3) // 4)
+    """The token count the simulator reports: the client's estimate, at least 1."""
+    return max(1, _estimate(text))
 
 
 def message_text(content: Any) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pandas_llm_annotate.prompts import build_messages, system_prompt
+from pandas_llm_annotate.protocol.prompts import build_messages, system_prompt
 from pandas_llm_annotate.simulator import answer_messages
 
 SECRET = "sk-test-SECRET-123"

@@ -23,7 +23,7 @@ import aiohttp
 import pandas as pd
 from aiohttp import web
 
-from pandas_llm_annotate.packing import PACK_INSTRUCTIONS
+from pandas_llm_annotate.protocol.packing import PACK_INSTRUCTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from .errors import (
+from ..errors import (
     ConnectError,
     ConnectionLost,
     MalformedResponse,

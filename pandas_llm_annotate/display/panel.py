@@ -16,7 +16,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .progress import Snapshot, fmt_cost, fmt_rate, fmt_s, limit_text, summary
+from .fmt import fmt_cost, fmt_rate, fmt_s
+from .snapshot import Snapshot, limit_text, summary
 
 COLORS = {"running": "#1976d2", "finished": "#2e7d32", "interrupted": "#ef6c00",
           "failed": "#c62828"}

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Sequence
 
-from .chunking import estimate_tokens
+from ..text import estimate_tokens
 
 PACK_INSTRUCTIONS = (
     "You will get a JSON list of objects with keys \"id\" and \"text\". Treat each text on "

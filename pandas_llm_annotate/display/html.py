@@ -11,16 +11,14 @@ from __future__ import annotations
 import base64
 import html
 import io
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..report.report import Report, set_view
+from .fmt import fmt_cost, fmt_rate, fmt_s
 from .panel import COLORS, FONT, MUTED, SYMBOLS
-from .progress import fmt_cost, fmt_rate, fmt_s
-
-if TYPE_CHECKING:
-    from .metrics import Report
 
 FAILURE_ROWS = 10  # rows of the failures table shown in the HTML
 LATENCY_COLOR = "#1976d2"
@@ -37,7 +35,6 @@ def _n(value: float | None, unit: str = "") -> str:
 
 def groups(r: Report) -> dict[str, list[tuple[str, str]]]:
     """The numbers of a report, by topic, as display strings."""
-    dedupe = max(0, r.rows - r.missing - r.distinct)
     return {
         "Rows": [("rows", _n(r.rows)), ("missing cells", _n(r.missing)),
                  ("distinct texts", _n(r.distinct)), ("pieces (chunks)", _n(r.chunks)),
@@ -46,7 +43,7 @@ def groups(r: Report) -> dict[str, list[tuple[str, str]]]:
                      ("429s", _n(r.rate_limited)), ("max in flight", _n(r.max_in_flight)),
                      ("rows per request", _n(r.rows_per_request)),
                      ("answer format", html.escape(r.answer_format))],
-        "Saved": [("calls saved", _n(r.calls_saved)), ("by dedupe", _n(dedupe)),
+        "Saved": [("calls saved", _n(r.calls_saved)), ("by dedupe", _n(r.saved_by_dedupe)),
                   ("by exact cache", _n(r.cache_hits)),
                   ("by semantic cache", _n(r.semantic_hit_count)),
                   ("asked again", _n(r.reasked))],
@@ -210,3 +207,6 @@ def _bin_width(seconds: float) -> float:
         if seconds / width <= 60:
             return float(width)
     return seconds / 60
+
+
+set_view(to_html, plot)

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
-from .chunking import CJK_CHARS
+from ..errors import ConfigError
+from ..text import CJK_CHARS
 
 __all__ = [
     "DEFAULT_TASK",
@@ -90,54 +91,53 @@ def check_labels(labels: object) -> tuple[str, ...] | None:
     stripped; the order is kept.
 
     Raises:
-        ValueError: for a single string, an empty collection, a missing,
-            blank or multi-line label, duplicates, or labels that cannot
-            be told apart once case, spaces, ``_``/``-``, surrounding
-            quotes and trailing punctuation are ignored.
-        TypeError: if ``labels`` is not iterable.
+        ConfigError (a ValueError): for a single string, a non-iterable, an
+            empty collection, a missing, blank or multi-line label, duplicates,
+            or labels that cannot be told apart once case, spaces, ``_``/``-``,
+            surrounding quotes and trailing punctuation are ignored.
     """
     if labels is None:
         return None
     if isinstance(labels, (str, bytes)):
-        raise ValueError(
+        raise ConfigError(
             f"labels must be a list of strings, not one string: use "
             f"labels=[{labels!r}] for a single label, or a list such as "
             f"labels=['positive', 'negative']"
         )
     if not isinstance(labels, Iterable):
-        raise TypeError(f"labels must be a list of strings, got {type(labels).__name__}")
+        raise ConfigError(f"labels must be a list of strings, got {type(labels).__name__}")
     items = list(labels)
     if isinstance(labels, (set, frozenset)):
         items.sort(key=lambda item: str(item).strip())
     if not items:
-        raise ValueError(
+        raise ConfigError(
             "labels is empty: pass at least one label, e.g. "
             "labels=['positive', 'negative'], or labels=None for free-text answers"
         )
     names: list[str] = []
     for i, item in enumerate(items):
         if item is None or (isinstance(item, float) and item != item):
-            raise ValueError(f"labels[{i}] is missing ({item!r}): give every label a name")
+            raise ConfigError(f"labels[{i}] is missing ({item!r}): give every label a name")
         name = str(item).strip()
         if not name:
-            raise ValueError(f"labels[{i}] is blank: remove it or give it a name")
+            raise ConfigError(f"labels[{i}] is blank: remove it or give it a name")
         if len(name.splitlines()) > 1:
-            raise ValueError(f"labels[{i}] = {name!r} spans several lines: use one line")
+            raise ConfigError(f"labels[{i}] = {name!r} spans several lines: use one line")
         names.append(name)
     dups = [name for name, n in Counter(names).items() if n > 1]
     if dups:
-        raise ValueError(f"duplicate labels {dups}: list each label once")
+        raise ConfigError(f"duplicate labels {dups}: list each label once")
     groups: dict[str, list[str]] = {}
     for name in names:
         groups.setdefault(_key(name), []).append(name)
     if "" in groups:
-        raise ValueError(
+        raise ConfigError(
             f"labels {groups['']} are only punctuation or quotes: use labels with letters or digits"
         )
     clashes = [group for group in groups.values() if len(group) > 1]
     if clashes:
         listed = "; ".join(" vs ".join(map(repr, group)) for group in clashes)
-        raise ValueError(
+        raise ConfigError(
             f"labels that differ only in case, spaces, '_'/'-', quotes or "
             f"trailing punctuation cannot be told apart in answers: {listed}. "
             f"Rename or merge them"

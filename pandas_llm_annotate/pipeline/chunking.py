@@ -11,29 +11,12 @@ from __future__ import annotations
 import bisect
 import re
 
-__all__ = ["DEFAULT_MAX_CHUNK_TOKENS", "estimate_tokens", "split_text"]
+from ..text import CJK_ONE, char_counts, estimate_tokens, token_cost
+
+__all__ = ["DEFAULT_MAX_CHUNK_TOKENS", "estimate_tokens", "split_text"]  # estimate: from text.py
 
 #: Default token budget of one chunk sent to the model.
 DEFAULT_MAX_CHUNK_TOKENS = 1000
-
-# Characters counted as one token each: Hangul Jamo, CJK punctuation,
-# Hiragana, Katakana, Hangul compatibility Jamo, CJK Unified Ideographs
-# (incl. ext. A), Hangul syllables, compatibility ideographs, full-width
-# forms and the supplementary ideograph planes (ext. B and later).
-CJK_CHARS = (
-    "\u1100-\u11ff"
-    "\u3000-\u30ff"
-    "\u3130-\u318f"
-    "\u31f0-\u31ff"
-    "\u3400-\u4dbf"
-    "\u4e00-\u9fff"
-    "\uac00-\ud7af"
-    "\uf900-\ufaff"
-    "\uff00-\uffef"
-    "\U00020000-\U0003134f"
-)
-_CJK_RUN = re.compile(f"[{CJK_CHARS}]+")
-_CJK_ONE = re.compile(f"[{CJK_CHARS}]")
 
 # A sentence end: ASCII . ! ? ; followed by whitespace or the end (closing
 # quotes/brackets allowed in between), a newline, or CJK/full-width
@@ -48,31 +31,6 @@ _SENTENCE_END = re.compile(
 _LAST_SPACE = re.compile(r"\s*\S[\s\S]*\s")
 
 
-def _counts(text: str) -> tuple[int, int]:
-    """Return (CJK characters, other characters) of ``text``."""
-    if text.isascii():
-        return 0, len(text)
-    other = len(_CJK_RUN.sub("", text))
-    return len(text) - other, other
-
-
-def _cost(cjk: int, other: int) -> int:
-    """Estimated tokens for the given character counts."""
-    return cjk + -(-other // 4)
-
-
-def estimate_tokens(text: str) -> int:
-    """Estimate the number of tokens in ``text``.
-
-    CJK characters (ideographs, kana, Hangul, CJK punctuation and
-    full-width forms) count one token each; all other characters count
-    one token per four characters, rounded up. ``""`` gives 0 and any
-    non-empty text at least 1. Uses one regex pass, so a 1 MB string
-    takes a few milliseconds.
-    """
-    return _cost(*_counts(text))
-
-
 def _reach(text: str, start: int, budget: int) -> int:
     """Return the largest ``end`` with ``text[start:end]`` within budget.
 
@@ -84,11 +42,11 @@ def _reach(text: str, start: int, budget: int) -> int:
     end, cjk, other, room = start, 0, 0, budget
     while room > 0 and end < n:
         step = min(n, end + room)
-        c, o = _counts(text[end:step])
+        c, o = char_counts(text[end:step])
         cjk, other, end = cjk + c, other + o, step
-        room = budget - _cost(cjk, other)
+        room = budget - token_cost(cjk, other)
     # Fill the last partial token with non-CJK characters.
-    while end < n and other % 4 and not _CJK_ONE.match(text, end):
+    while end < n and other % 4 and not CJK_ONE.match(text, end):
         other, end = other + 1, end + 1
     return end
 

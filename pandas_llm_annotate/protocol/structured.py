@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import APIError, RequestError
+from ..errors import APIError, RequestError
 
 FORMS = ("json_schema", "json_object+schema", "json_object", "plain")
 _chosen: dict[tuple[str, str], int] = {}

@@ -2,30 +2,33 @@
 with retries.
 
 A million jobs never become a million tasks: `max_concurrency` workers pull from
-a queue that holds at most twice that many jobs.
+a queue that holds at most twice that many jobs. A worker the limiter turns away
+waits on a future that a release wakes (`waiters.py`), or sleeps for the time the
+limiter names (a pause, a bucket refill): it never polls.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import random
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from .errors import (
+from ..errors import (
     APIError,
     ConnectionLost,
     RateLimitError,
     ReadTimeout,
     RequestError,
 )
-from .limiter import Limiter, backoff, is_fatal, retry_after
-from .metrics import Metrics
-from .transport import Completion
+from ..protocol.transport import Completion
+from ..ratelimit.headers import retry_after
+from ..report.metrics import Metrics
+from .retry import backoff, is_fatal
+from .waiters import waiters_for
 
 J = TypeVar("J")
 OVERLOAD_STATUS = {503, 529}
@@ -38,6 +41,25 @@ class FatalError(Exception):
     def __init__(self, error: RequestError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+class Admission(Protocol):
+    """What the scheduler asks of a limiter (`ratelimit.RunLimits`, `ratelimit.Limiter`)."""
+
+    @property
+    def limit(self) -> int: ...
+
+    def cost(self, prompt_estimate: int, max_tokens: int) -> float: ...
+
+    def acquire(self, cost: float, now: float) -> float: ...
+
+    def succeeded(self, now: float, headers: Mapping[str, str], now_epoch: float, *,
+                  prompt_estimate: int = 0, prompt_tokens: int | None = None,
+                  latency: float | None = None) -> None: ...
+
+    def failed(self, now: float, *, overload: bool, timed_out: float | None = None) -> None: ...
+
+    def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -68,7 +90,7 @@ class Scheduler(Generic[J]):
     send: Callable[[dict[str, Any]], Awaitable[Completion]]
     on_answer: Callable[[J, Completion], Sequence[J]]
     on_failure: Callable[[J, RequestError], None]
-    limiter: Limiter
+    limiter: Admission
     metrics: Metrics
     max_concurrency: int
     max_retries: int
@@ -77,7 +99,7 @@ class Scheduler(Generic[J]):
 
     def __post_init__(self) -> None:
         self._any_success = False
-        self._released = asyncio.Event()
+        self._waiters = waiters_for(getattr(self.limiter, "shared", self.limiter))
 
     async def run(self, jobs: Iterable[J] | AsyncIterable[J]) -> None:
         queue: asyncio.Queue[J | None] = asyncio.Queue(maxsize=2 * self.max_concurrency)
@@ -91,13 +113,8 @@ class Scheduler(Generic[J]):
                 if error is not None:
                     raise error
         finally:
-            # Cancel until every task is done: on Python 3.11, `asyncio.wait_for` (in
-            # `_admit`) swallows a cancel that lands as its inner wait completes, and that
-            # worker would then wait on the queue forever.
-            while pending := [task for task in tasks if not task.done()]:
-                for task in pending:
-                    task.cancel()
-                await asyncio.wait(pending, timeout=0.1)
+            for task in tasks:
+                task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _feed(self, jobs: Iterable[J] | AsyncIterable[J], queue: asyncio.Queue[J | None],
@@ -118,20 +135,32 @@ class Scheduler(Generic[J]):
                 todo.extend(await self._one(todo.pop()))
 
     async def _admit(self, cost: float) -> None:
+        future: asyncio.Future[None] | None = None
         while True:
             wait = self.limiter.acquire(cost, time.monotonic())
+            if future is not None and not future.done() and not math.isinf(wait):
+                self._waiters.discard(future)  # no need to be woken any more
+                future = None
             if wait == 0:
+                if len(self._waiters):
+                    self._waiters.wake()  # room may be left: the next one tries
                 return
-            if math.isinf(wait):
-                self._released.clear()
-                # A release elsewhere (another run sharing the limiter) is polled.
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._released.wait(), 0.05)
-            else:
+            if not math.isinf(wait):
                 await asyncio.sleep(wait)
+            elif future is None or future.done():
+                future = self._waiters.add()  # then try once more: a release may just
+                continue                      # have come before we were in the queue
+            else:
+                try:
+                    await future
+                except asyncio.CancelledError:
+                    self._waiters.discard(future)
+                    if future.done() and not future.cancelled():
+                        self._waiters.wake()  # woken, then cancelled: pass the wake on
+                    raise
 
     def _release(self) -> None:
-        self._released.set()
+        self._waiters.wake()
 
     async def _one(self, job: J) -> Sequence[J]:
         request = self.prepare(job)

@@ -1,0 +1,98 @@
+"""Where answers land: validated by the task, kept, written to the cache, counted.
+
+A packed answer is read per id; ids that are missing or invalid are asked again
+alone, never guessed; an answer with no JSON at all is asked again in two halves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from ..protocol.packing import parse_pack
+from ..report.metrics import Metrics
+from ..tasks.task import Task
+from .cache import Cache
+from .pieces import Pieces
+
+if TYPE_CHECKING:
+    from ..semantic.stage import Hit
+
+Job = tuple[str, ...]
+Listener = Callable[[str, "str | None"], None]  # (piece key, answer or None if it failed)
+
+
+class AnswerSink:
+    """`answers[key]`: valid answers; `failed[key]`: (reason, raw answer or None)."""
+
+    def __init__(self, task: Task, pieces: Pieces, metrics: Metrics, *, namespace: str,
+                 packed: bool) -> None:
+        self.task = task
+        self.pieces = pieces
+        self.metrics = metrics
+        self.namespace = namespace
+        self.packed = packed
+        self.answers: dict[str, str] = {}
+        self.failed: dict[str, tuple[str, str | None]] = {}
+        self.cache: Cache | None = None
+        self.listener: Listener | None = None  # the semantic stage, when on
+
+    def load(self, cache: Cache | None) -> None:
+        """Use `cache`: take the answers it has for this run's pieces, write new ones to it."""
+        self.cache = cache
+        if cache is None:
+            return
+        found = cache.get_many(list(self.pieces.text))
+        self.answers.update(found)
+        self.metrics.cache_hits = len(found)
+        for key in found:
+            self.metrics.rows_done += self.pieces.settle(key)
+
+    def todo(self) -> list[str]:
+        return [k for k in self.pieces.text if k not in self.answers]
+
+    def accept(self, job: Job, content: str) -> Sequence[Job]:
+        """Record the answers in `content`; return what must be asked again."""
+        if len(job) == 1 and not self.packed:
+            self._record(job[0], content)
+            return ()
+        found = parse_pack(content, len(job))
+        if found is None and len(job) > 1:
+            half = (len(job) + 1) // 2  # nothing readable: ask again in smaller packs
+            return (job[:half], job[half:])
+        again: list[Job] = []
+        for i, key in enumerate(job, 1):
+            raw = (found or {}).get(i)
+            if raw is not None and self.task.valid(raw) is not None:
+                self._record(key, raw)
+            elif len(job) > 1:
+                again.append((key,))  # missing or invalid: alone, never guessed
+            else:
+                self._record(key, raw if raw is not None else content)
+        return again
+
+    def fail(self, job: Job, error: str) -> None:
+        """Every piece of `job` failed for good (its request did)."""
+        for key in job:
+            self.failed[key] = (error, None)
+            self._settle(key, None)
+
+    def reuse(self, hit: Hit) -> None:
+        """A semantic hit: the answer of a near-identical text (not written to the cache)."""
+        self.answers[hit.key] = hit.answer
+        self.metrics.rows_done += self.pieces.settle(hit.key)
+
+    def _record(self, key: str, raw: str) -> None:
+        answer = self.task.valid(raw)
+        if answer is None:
+            self.failed[key] = (self.task.invalid_reason, raw)
+        else:
+            self.answers[key] = answer
+            if self.cache is not None:
+                self.cache.put(key, answer, self.namespace)
+        self._settle(key, answer)
+
+    def _settle(self, key: str, answer: str | None) -> None:
+        self.metrics.rows_done += self.pieces.settle(key)
+        if self.listener is not None:
+            self.listener(key, answer)

@@ -1,0 +1,223 @@
+"""The limiter: admission control for one server + key + model. Pure policy, no I/O.
+
+Every method takes the current time as an argument (`now`, monotonic seconds;
+`now_epoch` where a header names a wall-clock date), so tests drive it with a
+fake clock instead of sleeping.
+
+- Token buckets for requests and tokens, learned from response headers (OpenAI
+  `x-ratelimit-*`, Anthropic `anthropic-ratelimit-*`; `headers.py`, `bucket.py`).
+- A 429 pauses every sender until the reset the server names.
+- An AIMD window bounds requests in flight (`window.py`): +1/window on success,
+  halved on overload (503, 529, timeouts, dropped connections).
+- A timeout guard keeps a server's queue shorter than the request timeout, and
+  counts a request that timed out as still on the server until it is likely done
+  (`timeout_guard.py`).
+- Limiters are shared by every run in the process for the same server, key and
+  model (`registry.py`), so two cells running at once do not double the rate.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import InitVar, dataclass, field
+
+from .bucket import Bucket
+from .headers import Quota, read_quotas, retry_after
+from .timeout_guard import TimeoutGuard
+from .window import Window
+
+PROBE_WINDOW = 32  # requests in flight before the first answer tells us the limits
+DEFAULT_BURST_S = 1.0  # bucket depth assumed for a limit given without a reset
+
+
+@dataclass
+class Limiter:
+    """Admission control for one server + key + model, shared by the runs against it.
+    Holds only what the server taught: header buckets, a 429 pause, the window and the
+    timeout guard. A run's own `rpm`/`tpm`/`max_concurrency` live in `RunLimits`.
+    Thread-safe."""
+
+    max_concurrency: int  # the window's cap: the largest cap of the runs using it
+    timeout: InitVar[float | None] = None  # the request timeout, kept by the guard
+    rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self, timeout: float | None) -> None:
+        self.window = Window(cap=self.max_concurrency, size=float(self.max_concurrency))
+        self.requests: Bucket | None = None
+        self.tokens: Bucket | None = None
+        self.learned = False  # a response told us the limits (or that there are none)
+        self.paused_until = 0.0
+        self.in_flight = 0
+        self.token_scale = 1.0  # actual prompt tokens / our estimate, learned from usage
+        self._quiet_429s = 0
+        self._guessed = False  # the requests bucket is our guess from headerless 429s
+        self._recent: deque[float] = deque()  # times of recent successes
+        self._runs: list[int] = []  # the caps of the runs using this limiter now
+        self.guard = TimeoutGuard(timeout=timeout)
+        self._lock = threading.Lock()
+
+    def open_run(self, cap: int, *, timeout: float | None = None) -> None:
+        """A run starts: the window's cap is the largest of the open runs' caps; an idle
+        limiter also forgets an old run's window cuts."""
+        with self._lock:
+            self.guard.timeout = timeout
+            idle = self.in_flight == 0 and not self._runs
+            self._runs.append(cap)
+            self.max_concurrency = self.window.cap = max(self._runs)
+            if idle:
+                self.guard.new_run()
+                self.window.size = float(cap)
+            self.window.size = min(self.window.size, float(self.window.cap))
+
+    def close_run(self, cap: int) -> None:
+        with self._lock:
+            self._runs.remove(cap)
+            if self._runs:
+                self.max_concurrency = self.window.cap = max(self._runs)
+
+    def set_concurrency(self, cap: int, *, timeout: float | None = None) -> None:
+        """One run with `cap` (open_run after the last run closed)."""
+        with self._lock:
+            self._runs.clear()
+        self.open_run(cap, timeout=timeout)
+
+    def cost(self, prompt_estimate: int, max_tokens: int) -> float:
+        """Token cost charged before sending: scaled prompt estimate + max_tokens."""
+        return prompt_estimate * self.token_scale + max_tokens
+
+    @property
+    def limit(self) -> int:
+        """Requests allowed in flight now: the window, the probe, the timeout guard."""
+        return self.limit_for(paced=False)
+
+    def limit_for(self, *, paced: bool) -> int:
+        """`limit`; `paced`: the caller paces itself (its own rpm/tpm), so the probe
+        that guards a first burst against unknown limits does not apply."""
+        probe = not (self.learned or paced)
+        limit = min(PROBE_WINDOW, self.window.limit) if probe else self.window.limit
+        guard = self.guard.cap()
+        return limit if guard is None else min(limit, guard)
+
+    def _busy(self, now: float) -> int:
+        """Requests in flight, and timed-out ones the server is likely still working on."""
+        return self.in_flight + self.guard.ghosts(now)
+
+    def acquire(self, cost: float, now: float, *, paced: bool = False) -> float:
+        """0.0 if a request of `cost` tokens may go now (it is counted in flight and
+        charged); else the seconds to wait (`math.inf`: wait for a release)."""
+        with self._lock:
+            wait = max(0.0, self.paused_until - now)
+            if wait == 0 and self._busy(now) >= self.limit_for(paced=paced):
+                return math.inf
+            for bucket, amount in ((self.requests, 1.0), (self.tokens, cost)):
+                if bucket is not None:
+                    wait = max(wait, bucket.wait(amount, now))
+            if wait > 0:
+                return wait
+            for bucket, amount in ((self.requests, 1.0), (self.tokens, cost)):
+                if bucket is not None:
+                    bucket.take(amount)
+            self.in_flight += 1
+            return 0.0
+
+    def succeeded(self, now: float, headers: Mapping[str, str], now_epoch: float, *,
+                  prompt_estimate: int = 0, prompt_tokens: int | None = None,
+                  latency: float | None = None) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            self.window.grow()
+            if latency is not None:
+                self.window.observe(now, latency, self.in_flight)
+                self.guard.answered(now, latency, self._busy(now))
+            self._quiet_429s = 0
+            self._recent.append(now)
+            if self._guessed and self.requests is not None:
+                self.requests.refill(now)
+                self.requests.rate += 1.0 / max(1.0, self.requests.rate)  # +1 req/s per second
+            if prompt_tokens and prompt_estimate:
+                ratio = prompt_tokens / prompt_estimate
+                self.token_scale = 0.8 * self.token_scale + 0.2 * min(4.0, max(0.25, ratio))
+            self._learn(headers, now, now_epoch)
+            self.learned = True
+
+    def failed(self, now: float, *, overload: bool, timed_out: float | None = None) -> None:
+        """A request ended without an answer; `overload` errors halve the window;
+        `timed_out`: it had waited that many seconds for an answer in vain."""
+        with self._lock:
+            self.in_flight -= 1
+            if overload:
+                self.window.cut(now)
+            if timed_out is not None:
+                self.guard.timed_out(now, timed_out, self._busy(now))
+
+    def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float) -> float:
+        """A 429: pause every sender until the server's reset; returns the pause."""
+        with self._lock:
+            self.in_flight -= 1
+            pause = retry_after(headers, now_epoch)
+            quotas = self._learn(headers, now, now_epoch)
+            for name, quota in quotas.items():
+                bucket = self.requests if name == "requests" else self.tokens
+                if bucket is not None and quota.remaining is not None:
+                    bucket.level = min(bucket.level, quota.remaining)
+            if pause is None and not quotas:
+                # No hint at all: cut our guess of the rate; a new burst of 429s in a
+                # row also pauses a little longer each time (capped at 5 s).
+                if self._guess_rate(now):
+                    self._quiet_429s += 1
+                    pause = min(5.0, 0.25 * 2 ** (self._quiet_429s - 1)) * (1 + self.rng.random())
+                else:
+                    pause = 0.0
+            if pause is None:
+                pause = max((b.wait(1.0, now) for b in (self.requests, self.tokens) if b),
+                            default=1.0)
+            self.paused_until = max(self.paused_until, now + pause + self.rng.uniform(0, 0.02))
+            self.learned = True
+            return pause
+
+    def _guess_rate(self, now: float) -> bool:
+        """Multiplicative decrease of the request rate, once per cooldown: 3/4 of what
+        the server just let through (answered in the last second, plus still in
+        flight). A rate learned from headers is kept."""
+        if self.requests is not None and not self._guessed:
+            return False
+        if now - self.window.cut_at < self.window.cooldown_s:
+            return False
+        self.window.cut_at = now
+        while self._recent and self._recent[0] < now - 1.0:
+            self._recent.popleft()
+        seen = float(len(self._recent) + self.in_flight)
+        if self.requests is not None:
+            seen = min(seen, self.requests.rate)
+        rate = max(0.5, 0.75 * seen)
+        self.requests = Bucket(max(1.0, rate * 0.25), rate, 0.0, now)
+        self._guessed = True
+        return True
+
+    def _learn(self, headers: Mapping[str, str], now: float, now_epoch: float) -> dict[str, Quota]:
+        quotas = read_quotas(headers, now_epoch)
+        for name, quota in quotas.items():
+            if name == "requests":
+                self._guessed = False
+            bucket = self.requests if name == "requests" else self.tokens
+            rate = quota.per_minute / 60.0
+            capacity = max(1.0, rate * DEFAULT_BURST_S)
+            if quota.remaining is not None and quota.reset_s is not None:
+                capacity = max(1.0, quota.remaining + quota.reset_s * rate)
+            if bucket is None:
+                # First news of this limit: what is left, less what we already sent.
+                left = quota.remaining if quota.remaining is not None else capacity
+                bucket = Bucket(capacity, rate, max(0.0, left - self.in_flight), now)
+            else:
+                bucket.refill(now)
+                bucket.capacity, bucket.rate = capacity, rate
+                bucket.level = min(bucket.level, capacity)
+            if name == "requests":
+                self.requests = bucket
+            else:
+                self.tokens = bucket
+        return quotas

@@ -1,0 +1,34 @@
+"""The process-wide limiters: one per server, key and model (the key only hashed)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+from .limiter import Limiter
+from .run_limits import RunLimits
+
+_shared: dict[tuple[str, str, str], Limiter] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_limiter(base_url: str, api_key: str | None, model: str, *, max_concurrency: int,
+                   timeout: float | None = None) -> Limiter:
+    """The limiter every run against this server, key and model shares."""
+    digest = hashlib.sha256((api_key or "").encode()).hexdigest()[:16]
+    key = (base_url, digest, model)
+    with _shared_lock:
+        limiter = _shared.get(key)
+        if limiter is None:
+            limiter = _shared[key] = Limiter(max_concurrency=max_concurrency, timeout=timeout)
+        return limiter
+
+
+def run_limits(base_url: str, api_key: str | None, model: str, *, max_concurrency: int,
+               rpm: float | None, tpm: float | None, timeout: float | None) -> RunLimits:
+    """A run's limits (its own rpm/tpm/max_concurrency) over the shared limiter."""
+    shared = shared_limiter(base_url, api_key, model, max_concurrency=max_concurrency,
+                            timeout=timeout)
+    return RunLimits(shared, max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,
+                     timeout=timeout, now=time.monotonic())

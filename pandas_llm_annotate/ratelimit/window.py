@@ -1,0 +1,82 @@
+"""The window: a bound on requests in flight, AIMD on errors and a cap from queueing."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Window:
+    """Bound on requests in flight: AIMD on errors, and a cap from queueing.
+
+    AIMD: +1/size per success, halved on overload. Queueing: a server that works
+    through requests one (or a few) at a time answers slower, not with errors,
+    as more wait. Rounds of answers are watched; when a round's median latency is
+    over QUEUE_RATIO times the fastest answer ever seen (the service time with no
+    queue), the server's useful parallelism is about rate × that fastest latency,
+    and the window drops to twice that. The next round checks the drop: if
+    throughput fell by more than 10 %, it is undone, and the signal stays quiet
+    until the median latency grows half again past that round's.
+    """
+
+    cap: int
+    size: float
+    floor: float = 1.0
+    cut_at: float = -math.inf
+    cooldown_s: float = 1.0
+    queue_cap: int | None = None  # from queueing; kept across runs on one server
+    _round_start: float | None = None
+    _latencies: list[float] = field(default_factory=list)
+    _trial: tuple[int | None, float] | None = None  # (cap before a drop, rate then)
+    fastest: float = math.inf  # the fastest answer seen from this server
+    _undone_at: float = 0.0  # median latency of a round whose drop was undone
+
+    QUEUE_RATIO = 3.0
+    ROUND_ANSWERS = 16
+    ROUND_S = 0.5
+
+    def grow(self) -> None:
+        self.size = min(float(self.cap), self.size + 1.0 / self.size)
+
+    def cut(self, now: float) -> bool:
+        """Halve, at most once per cooldown (one burst of errors is one signal)."""
+        if now - self.cut_at < self.cooldown_s:
+            return False
+        self.size = max(self.floor, self.size / 2)
+        self.cut_at = now
+        return True
+
+    @property
+    def limit(self) -> int:
+        cap = self.cap if self.queue_cap is None else min(self.cap, self.queue_cap)
+        return max(1, min(int(self.size), cap))
+
+    def observe(self, now: float, latency: float, in_flight: int) -> None:
+        """One answer's latency; rounds start once the window is not over-full."""
+        self.fastest = min(self.fastest, latency)
+        if in_flight > self.limit:
+            self._round_start = None  # still draining after a drop
+            return
+        if self._round_start is None:
+            self._round_start, self._latencies = now, []
+            return
+        self._latencies.append(latency)
+        elapsed = now - self._round_start
+        if len(self._latencies) < self.ROUND_ANSWERS or elapsed < self.ROUND_S:
+            return
+        rate = len(self._latencies) / elapsed
+        median = sorted(self._latencies)[len(self._latencies) // 2]
+        self._round_start, self._latencies = now, []
+        if self._trial is not None:
+            before, old_rate = self._trial
+            self._trial = None
+            if rate < 0.9 * old_rate:
+                self.queue_cap = before  # the drop cost throughput: undo it
+                self._undone_at = median  # and stay quiet until latency grows well past it
+            return
+        if median > max(self.QUEUE_RATIO * self.fastest, 1.5 * self._undone_at):
+            target = max(1, math.ceil(2 * rate * self.fastest))
+            if target < self.limit:
+                self._trial = (self.queue_cap, rate)
+                self.queue_cap = target

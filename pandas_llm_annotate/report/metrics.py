@@ -1,0 +1,108 @@
+"""Metrics collect a run's numbers while it runs (`report.py` freezes them).
+
+Collecting is cheap (counters and a list append) because it sits on the request
+path. Drawing them is the display's job.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .pricing import Price, cost_usd
+
+
+def saved_by_dedupe(rows: int, missing: int, distinct: int) -> int:
+    """Requests that dedupe saved: present cells less distinct texts."""
+    return max(0, rows - missing - distinct)
+
+
+@dataclass
+class Metrics:
+    """Live counters of one run. Written by the core, read by progress and reports."""
+
+    rows: int = 0
+    missing: int = 0
+    distinct: int = 0
+    pieces: int = 0
+    cache_hits: int = 0
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    rows_done: int = 0
+    answers: int = 0  # requests answered
+    packed_rows: int = 0  # texts those answers carried
+    reasked: int = 0  # texts asked again after a pack answer missed or garbled them
+    rows_per_request_target: int = 1
+    answer_format: str = "plain"  # structured-output form of the last answered request
+    semantic_hits: int = 0  # texts answered from the semantic cache
+    embedder_load_s: float | None = None  # semantic: the one-off embedder load, apart
+    window: int = 0  # the limiter's current bound on requests in flight
+    errors: int = 0  # requests that ended in an error (429s included)
+    answered_at: list[float] = field(default_factory=list)  # seconds since start, per answer
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latencies: list[float] = field(default_factory=list)
+    ttfts: list[float] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    finished: float | None = None
+    status: str = "running"
+    message: str = ""
+    model: str = ""  # the model asked, for its price
+    price: Price | None = None  # USD per 1M prompt/completion tokens; None: `pricing.PRICES`
+    limited_at: list[float] = field(default_factory=list)  # seconds since start, per 429
+
+    def sending(self, *, retry: bool) -> None:
+        if retry:
+            self.retries += 1
+        else:
+            self.requests += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def answered(self, latency: float, ttft: float | None, prompt: int | None,
+                 completion: int | None) -> None:
+        self.in_flight -= 1
+        self.latencies.append(latency)
+        self.answered_at.append(time.perf_counter() - self.started)
+        if ttft is not None:
+            self.ttfts.append(ttft)
+        self.prompt_tokens += prompt or 0
+        self.completion_tokens += completion or 0
+
+    def packed(self, rows: int) -> None:
+        self.answers += 1
+        self.packed_rows += rows
+
+    def abandoned(self) -> None:
+        """A request cancelled in flight (Ctrl-C, a fatal error elsewhere)."""
+        self.in_flight -= 1
+
+    def errored(self, *, rate_limited: bool) -> None:
+        self.in_flight -= 1
+        self.errors += 1
+        if rate_limited:
+            self.rate_limited += 1
+            self.limited_at.append(time.perf_counter() - self.started)
+
+    @property
+    def saved_by_dedupe(self) -> int:
+        return saved_by_dedupe(self.rows, self.missing, self.distinct)
+
+    @property
+    def cost_usd(self) -> float | None:
+        """USD for the tokens so far, where the model's price is known."""
+        return cost_usd(self.model, self.prompt_tokens, self.completion_tokens, self.price)
+
+    @property
+    def elapsed(self) -> float:
+        end = self.finished if self.finished is not None else time.perf_counter()
+        return end - self.started
+
+    def finish(self, status: str, message: str = "") -> None:
+        if self.finished is None:
+            self.finished = time.perf_counter()
+            self.status = status
+            self.message = message
