@@ -5,6 +5,7 @@ AnnotateError
 ├── ConfigError            bad or missing settings (model, key, URL, arguments)
 │   └── UnknownSetting     also a TypeError: a setting name that does not exist
 ├── ColumnNotFoundError    also a KeyError: the column is not in the frame
+├── CacheError             the cache file cannot be opened or read (the message names it)
 └── RequestError           one request failed
     ├── TransportError     no HTTP answer
     │   ├── ConnectError        the server could not be reached
@@ -44,6 +45,10 @@ class ColumnNotFoundError(AnnotateError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class CacheError(AnnotateError):
+    """The cache file cannot be opened or read; the message names it and says what to do."""
 
 
 class RequestError(AnnotateError):

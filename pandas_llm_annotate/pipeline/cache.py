@@ -3,11 +3,18 @@
 Keys are content hashes: `namespace_key(...)` hashes everything that changes an
 answer except the text (model, base URL, system prompt, labels, parameters), and
 `text_key(namespace, text)` adds the text. The API key is never part of it.
-Each answer is committed as it arrives, so a killed run keeps what it paid for.
+
+During a run, answers are written by a background thread in group commits, at most
+`GROUP_S` apart (`CacheWriter`): the event loop never waits for the disk or a lock,
+and a killed run loses at most the answers of that last moment. A cache that cannot
+be written (disk full, a lock held too long, a read-only folder) stops being written:
+the run goes on in memory and its report says so. A file that is not a database is
+moved aside (`answers.sqlite.corrupt-<time>`), never deleted, and a new one started.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -17,8 +24,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import CacheError
+from .cache_writer import CacheWriter
+
 SCHEMA_VERSION = 1
 ENV_DIR = "LLM_ANNOTATE_CACHE_DIR"
+SCHEMA = ("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, answer TEXT NOT NULL,"
+          " namespace TEXT NOT NULL, created REAL NOT NULL)")
+INSERT = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)"
+LOCK_WAIT_S = 30.0  # how long a write waits for a lock another process holds
+HINT = "Pass cache=False to run without a cache, or cache='<another folder>'."
 
 
 def default_path() -> Path:
@@ -41,67 +56,143 @@ def text_key(namespace: str, text: str) -> str:
     return hashlib.sha256(f"{namespace}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
-class Cache:
-    """A key → answer store. Use `Cache.open(path)`; close with `.close()`."""
+def resolve_path(path: str | Path | None) -> Path:
+    """The cache file for a `cache=` setting: a file, or `answers.sqlite` in a folder."""
+    target = Path(path) if path is not None else default_path()
+    if target.is_dir() or (path is not None and target.suffix == ""):
+        target = target / "answers.sqlite"
+    return target
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+
+def _private_dirs(folder: Path) -> None:
+    """Create `folder` and missing parents with mode 0700, whatever the umask."""
+    missing = []
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            break
+        missing.append(parent)
+    folder.mkdir(parents=True, exist_ok=True)
+    for created in missing:
+        with contextlib.suppress(OSError):
+            os.chmod(created, 0o700)
+
+
+def _private_file(target: Path) -> None:
+    if not target.exists():
+        os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o600))
+    for name in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
+        with contextlib.suppress(OSError):  # not ours, or read-only: reading still works
+            if name.exists() and (name.stat().st_mode & 0o777) != 0o600:
+                os.chmod(name, 0o600)
+
+
+def _connect(target: Path, *, read_only: bool) -> sqlite3.Connection:
+    if read_only:  # a complete cache on read-only storage: no -wal/-shm can be made
+        uri = f"{target.resolve().as_uri()}?immutable=1"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(target, timeout=LOCK_WAIT_S, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(SCHEMA)
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # "not a database"?
+    return conn
+
+
+def _move_aside(target: Path) -> Path:
+    aside = target.with_name(f"{target.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(f"{target}{suffix}")
+        if part.exists():
+            part.rename(Path(f"{aside}{suffix}"))
+    return aside
+
+
+class Cache:
+    """A key → answer store. Use `Cache.open(path)`; close with `.close()`.
+
+    `notice` says what went wrong with the file and what was done about it (moved
+    aside, read-only, stopped writing), for the run's report; "" when nothing did."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, *, writable: bool = True,
+                 notice: str = "") -> None:
         self._conn = conn
         self.path = path
+        self.writable = writable
+        self._notice = notice
+        self._writer: CacheWriter | None = None
 
     def __repr__(self) -> str:
         return f"Cache({str(self.path)!r})"
 
     @classmethod
     def open(cls, path: str | Path | None = None) -> Cache:
-        target = Path(path) if path is not None else default_path()
-        if target.is_dir() or (path is not None and target.suffix == ""):
-            target = target / "answers.sqlite"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            fd = os.open(target, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
-        os.chmod(target, 0o600)
-        conn = sqlite3.connect(target, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, answer TEXT NOT NULL,"
-            " namespace TEXT NOT NULL, created REAL NOT NULL)"
-        )
-        for side in ("-wal", "-shm"):
-            extra = Path(f"{target}{side}")
-            if extra.exists():
-                os.chmod(extra, 0o600)
-        return cls(conn, target)
+        """Open (or create) the cache file; a `CacheError` says what to do when it cannot."""
+        target = resolve_path(path)
+        try:
+            _private_dirs(target.parent)
+            writable = os.access(target.parent, os.W_OK) and (
+                not target.exists() or os.access(target, os.W_OK))
+            if writable:
+                _private_file(target)
+            notice = "" if writable else (
+                f"the cache {target} is read-only: answers are read from it, new ones are "
+                "not saved")
+            try:
+                conn = _connect(target, read_only=not writable)
+            except sqlite3.DatabaseError as exc:
+                if not writable or ("not a database" not in str(exc) and "malformed" not in str(
+                        exc)):
+                    raise
+                aside = _move_aside(target)
+                notice = f"the cache {target} was not a database ({exc}): moved to {aside}"
+                _private_file(target)
+                conn = _connect(target, read_only=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise CacheError(f"Cannot open the cache at {target}: {exc}. {HINT}") from exc
+        return cls(conn, target, writable=writable, notice=notice)
+
+    @property
+    def notice(self) -> str:
+        if self._writer is not None and self._writer.error is not None:
+            return (f"the cache {self.path} stopped being written ({self._writer.error}); "
+                    f"{self._writer.lost} answers of this run are not saved. {HINT}")
+        return self._notice
 
     def get_many(self, keys: Sequence[str]) -> dict[str, str]:
         """The cached answers among `keys`."""
         found: dict[str, str] = {}
         step = 900  # below SQLite's bound on host parameters
-        for i in range(0, len(keys), step):
-            part = keys[i : i + step]
-            marks = ",".join("?" * len(part))
-            rows = self._conn.execute(
-                f"SELECT key, answer FROM answers WHERE key IN ({marks})", part
-            )
-            found.update(rows.fetchall())
+        try:
+            for i in range(0, len(keys), step):
+                part = keys[i : i + step]
+                marks = ",".join("?" * len(part))
+                rows = self._conn.execute(
+                    f"SELECT key, answer FROM answers WHERE key IN ({marks})", part)
+                found.update(rows.fetchall())
+        except sqlite3.Error as exc:
+            raise CacheError(f"Cannot read the cache at {self.path}: {exc}. {HINT}") from exc
         return found
 
     def put(self, key: str, answer: str, namespace: str) -> None:
         """Store one answer now (its own commit)."""
-        self._conn.execute(
-            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)",
-            (key, answer, namespace, time.time()),
-        )
+        self._conn.execute(INSERT, (key, answer, namespace, time.time()))
+
+    def save(self, key: str, answer: str, namespace: str) -> None:
+        """Store one answer soon (a background group commit, within `GROUP_S`); never
+        blocks, never raises: a failure stops the writing and shows in `notice`."""
+        if not self.writable:
+            return
+        if self._writer is None:
+            self._writer = CacheWriter(self._conn, INSERT)
+        self._writer.add((key, answer, namespace, time.time()))
 
     def put_many(self, items: Iterable[tuple[str, str]], namespace: str) -> None:
         now = time.time()
         self._conn.execute("BEGIN")
         try:
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)",
-                ((k, a, namespace, now) for k, a in items),
-            )
+            self._conn.executemany(INSERT, ((k, a, namespace, now) for k, a in items))
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
@@ -111,4 +202,8 @@ class Cache:
         return int(self._conn.execute("SELECT count(*) FROM answers").fetchone()[0])
 
     def close(self) -> None:
-        self._conn.close()
+        """Write what is queued (waiting at most `CacheWriter.CLOSE_S`), then close."""
+        if self._writer is not None:
+            self._writer.close()
+        if self._writer is None or self._writer.closed:
+            self._conn.close()

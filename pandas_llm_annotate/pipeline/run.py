@@ -63,9 +63,11 @@ class Run:
     async def execute(self) -> pd.Series:
         """Ask for what is missing; the answers, one per row, aligned to the index."""
         s = self.settings
-        cache = None if s.cache is False else Cache.open(None if s.cache is True else s.cache)
+        cache: Cache | None = None
         try:
-            self.sink.load(cache)
+            if s.cache is not False:
+                cache = Cache.open(None if s.cache is True else s.cache)
+            await self.sink.load(cache)
             await self._ask(self.sink.todo())
         except FatalError as fatal:
             self.metrics.finish("failed", str(fatal.error))
@@ -79,7 +81,8 @@ class Run:
             raise
         finally:
             if cache is not None:
-                cache.close()
+                await asyncio.to_thread(cache.close)  # writes what is queued, off the loop
+                self.metrics.note(cache.notice)
         self.metrics.finish("finished")
         return broadcast(self.plan, self.pieces.text_answers(self.sink.answers, self.task.merge),
                          self.values)

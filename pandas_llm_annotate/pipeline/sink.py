@@ -6,6 +6,7 @@ alone, never guessed; an answer with no JSON at all is asked again in two halves
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -37,12 +38,13 @@ class AnswerSink:
         self.cache: Cache | None = None
         self.listener: Listener | None = None  # the semantic stage, when on
 
-    def load(self, cache: Cache | None) -> None:
-        """Use `cache`: take the answers it has for this run's pieces, write new ones to it."""
+    async def load(self, cache: Cache | None) -> None:
+        """Use `cache`: take the answers it has for this run's pieces (read on a thread:
+        the event loop never waits for the disk), write new ones to it."""
         self.cache = cache
         if cache is None:
             return
-        found = cache.get_many(list(self.pieces.text))
+        found = await asyncio.to_thread(cache.get_many, list(self.pieces.text))
         self.answers.update(found)
         self.metrics.cache_hits = len(found)
         for key in found:
@@ -89,7 +91,7 @@ class AnswerSink:
         else:
             self.answers[key] = answer
             if self.cache is not None:
-                self.cache.put(key, answer, self.namespace)
+                self.cache.save(key, answer, self.namespace)
         self._settle(key, answer)
 
     def _settle(self, key: str, answer: str | None) -> None:

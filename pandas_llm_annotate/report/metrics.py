@@ -50,6 +50,7 @@ class Metrics:
     finished: float | None = None
     status: str = "running"
     message: str = ""
+    notice: str = ""  # what went wrong beside the answers (e.g. the cache stopped)
     model: str = ""  # the model asked, for its price
     price: Price | None = None  # USD per 1M prompt/completion tokens; None: `pricing.PRICES`
     limited_at: list[float] = field(default_factory=list)  # seconds since start, per 429
@@ -105,4 +106,11 @@ class Metrics:
         if self.finished is None:
             self.finished = time.perf_counter()
             self.status = status
-            self.message = message
+            self.message = "; ".join(filter(None, (message, self.notice)))
+
+    def note(self, notice: str) -> None:
+        """Something the user must know beside the answers; joins the final message."""
+        if notice and notice != self.notice:
+            self.notice = notice
+            if self.finished is not None:
+                self.message = "; ".join(filter(None, (self.message, notice)))

@@ -1,0 +1,84 @@
+"""Group commits of answers on a background thread: the event loop never waits for
+the disk or for a lock another process holds."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+from typing import Any
+
+GROUP_S = 0.01  # answers arriving this close together share one commit
+_STOP = object()
+
+
+class CacheWriter:
+    """Writes rows with `sql` in one transaction per group. After the first error it
+    stops writing and counts what it could not save (`error`, `lost`)."""
+
+    CLOSE_S = 10.0  # `close` waits this long for the queue to be written
+
+    def __init__(self, conn: sqlite3.Connection, sql: str) -> None:
+        self._conn = conn
+        self._sql = sql
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self.lost = 0
+        self.written = 0
+        self.closed = False
+        self._thread = threading.Thread(target=self._run, name="pla-cache-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        self._queue.put(row)
+
+    def close(self) -> None:
+        """Stop after writing what is queued. `closed` is False when the thread is
+        still stuck (a lock): the connection must then stay open for it."""
+        self._queue.put(_STOP)
+        self._thread.join(self.CLOSE_S)
+        self.closed = not self._thread.is_alive()
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            group = [self._queue.get()]
+            deadline = time.monotonic() + GROUP_S
+            while group[-1] is not _STOP and (left := deadline - time.monotonic()) > 0:
+                try:
+                    group.append(self._queue.get(timeout=left))
+                except queue.Empty:
+                    break
+            if group[-1] is _STOP:
+                group.pop()
+                stop = True
+            while not stop:  # take what else is already waiting
+                try:
+                    row = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if row is _STOP:
+                    stop = True
+                else:
+                    group.append(row)
+            self._write(group)
+
+    def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        if self.error is not None:
+            self.lost += len(rows)
+            return
+        try:
+            self._conn.execute("BEGIN")
+            self._conn.executemany(self._sql, rows)
+            self._conn.execute("COMMIT")
+            self.written += len(rows)
+        except (sqlite3.Error, OSError) as exc:
+            self.error = exc
+            self.lost += len(rows)
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
