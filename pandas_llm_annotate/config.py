@@ -37,6 +37,7 @@ class Settings:
     max_tokens: int | None = None
     max_chunk_tokens: int = 1000
     cache: bool | str | Path = True
+    cache_namespace: str | None = None  # the server identity in cache keys (pipeline/identity)
     stream: bool = False
     progress: Progress = "auto"
     rpm: float | None = None
@@ -162,6 +163,7 @@ class Options(TypedDict, total=False):
     max_tokens: int
     max_chunk_tokens: int
     cache: bool | str | Path
+    cache_namespace: str
     stream: bool
     progress: Progress
     rpm: float

@@ -102,3 +102,8 @@ def test_label_mistakes_are_config_errors(labels: Any, message: str) -> None:
 def test_a_mistyped_option_is_an_annotate_error() -> None:
     with pytest.raises(pla.AnnotateError, match="Did you mean 'max_concurrency'"):
         pd.Series(["t"]).llm.annotate(max_concurency=3, model="m")
+
+
+def test_one_label_warns_that_every_row_gets_it(fresh_sim: Any, opts: dict[str, Any]) -> None:
+    with pytest.warns(UserWarning, match="every row that gets an answer gets that label"):
+        pd.Series(["a", "b"]).llm.annotate(labels=["only"], **opts)

@@ -25,6 +25,7 @@ from ..report.metrics import Metrics
 from ..report.report import Report
 from ..tasks.task import Task
 from .cache import Cache, namespace_key
+from .identity import server_identity
 from .pieces import Pieces
 from .plan import broadcast, plan_column
 from .requests import Job, RequestBuilder
@@ -45,7 +46,9 @@ class Run:
         self.task = Task.build(prompt, labels, settings.max_tokens)
         self.packed = settings.rows_per_request != 1
         self.namespace = namespace_key(
-            model=settings.model, base_url=settings.base_url, system=self.task.system,
+            model=settings.model, server=server_identity(settings.base_url,
+                                                         settings.cache_namespace),
+            system=self.task.system,
             labels=self.task.labels, temperature=settings.temperature,
             max_tokens=self.task.max_tokens, packed=self.packed, structured=settings.structured,
         )

@@ -9,6 +9,7 @@ task runs.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,11 @@ class Task:
     def build(cls, prompt: str | None, labels: object, max_tokens: int | None) -> Task:
         """Check the labels (a `ConfigError` says what to pass) and build the prompt."""
         names = check_labels(labels)
+        if names is not None and len(names) == 1:
+            warnings.warn(
+                f"labels has one label ({names[0]!r}): every row that gets an answer gets that "
+                "label. Pass at least two labels, or a prompt without labels for free text.",
+                UserWarning, stacklevel=5)
         return cls(
             system=system_prompt(prompt, names),
             labels=names,

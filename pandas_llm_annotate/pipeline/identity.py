@@ -1,0 +1,30 @@
+"""Which server's answers count as the same for the cache: the model name plus a
+server identity that survives a restart on another port.
+
+- `cache_namespace="..."` (a setting): that name, whatever the URL (a farm of servers
+  serving one model, a proxy that moves, a provider reached under two host names).
+- a loopback server (127.0.0.0/8, localhost, ::1): `local`, whatever its port, so the
+  simulator, llama.cpp's or vLLM's server restarted on a new free port keeps its cache;
+- any other server: its host name (lower case; no scheme, port, path or credentials).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+LOCAL = "local"
+
+
+def server_identity(base_url: str, cache_namespace: str | None = None) -> str:
+    if cache_namespace:
+        return f"namespace:{cache_namespace}"
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return LOCAL
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return LOCAL
+    except ValueError:
+        pass
+    return host
