@@ -14,6 +14,7 @@ import pandas as pd
 
 from .config import resolve
 from .display.progress import show
+from .errors import AnnotateError
 from .pipeline.run import Run
 from .report.report import Report
 from .sync import run_sync
@@ -30,23 +31,51 @@ def _series(values: Any) -> pd.Series:
 async def aannotate(values: Any, prompt: str | None = None, *, labels: Any = None,
                     **options: Any) -> pd.Series:
     """Async twin of `annotate`."""
-    settings = resolve(**options).check()
-    run = Run(_series(values), prompt, labels, settings)
+    series = _series(values)
+    try:
+        settings = resolve(**options).check()
+        run = Run(series, prompt, labels, settings)
+    except AnnotateError as error:  # no run: its report says why, not the last run's
+        _finished(Report.not_started(len(series), str(error)))
+        raise
     try:
         async with show(run.metrics, settings.progress):
             out = await run.execute()
     finally:
         report = run.report()
-        with _lock:
-            _last[:] = [report]
+        _finished(report)
     out.attrs[REPORT_ATTR] = report
     return out
+
+
+def _finished(report: Report) -> None:
+    with _lock:
+        _last[:] = [report]
 
 
 def annotate(values: Any, prompt: str | None = None, *, labels: Any = None,
              **options: Any) -> pd.Series:
     """Label every value with the LLM; see `DataFrameAccessor.annotate` for the arguments."""
-    return run_sync(aannotate(values, prompt, labels=labels, **options))
+    try:
+        return run_sync(aannotate(values, prompt, labels=labels, **options))
+    except AnnotateError as error:
+        raise shorten(error) from None
+    except KeyboardInterrupt:
+        report = last_report()
+        said = report.message if report is not None and report.message else "interrupted"
+        raise KeyboardInterrupt(f"annotate {said}") from None
+
+
+def shorten(error: AnnotateError) -> AnnotateError:
+    """A user error as the sync edge raises it: without the package's frames (the
+    message says what to do); its cause stays on `error.cause` and in a one-line note."""
+    error.__traceback__ = None
+    cause = error.__cause__
+    if cause is not None and getattr(error, "cause", None) is None:
+        error.cause = cause  # type: ignore[attr-defined]
+        if hasattr(error, "add_note"):  # Python 3.11+
+            error.add_note(f"(cause: {type(cause).__name__}: {cause}; see error.cause)")
+    return error
 
 
 def last_report() -> Report | None:

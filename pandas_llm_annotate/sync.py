@@ -22,6 +22,8 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
+        loop = None
+    if loop is None:  # outside the `except`: errors of the run are not chained to it
         return asyncio.run(coro)
     if _patch(loop):
         return _run_nested(loop, coro)

@@ -194,3 +194,15 @@ def test_cancelling_a_run_stops_the_embedding_thread(opts: dict[str, Any]) -> No
     asyncio.run(main())
     assert report().status == "interrupted"
     assert not [t for t in threading.enumerate() if t.name == "pla-semantic-embed"]
+
+
+def test_a_model_that_cannot_be_loaded_is_semantic_unavailable(
+        opts: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from pandas_llm_annotate.semantic import SemanticUnavailable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SemanticUnavailable, match="could not load the embedding model") as info:
+        pd.Series(["a card", "a loan"]).llm.annotate(
+            labels=LABELS, semantic=True, embedder="no-such-org/no-such-model-here", **opts)
+    assert "semantic=False" in str(info.value)
+    assert isinstance(info.value, pla.AnnotateError)

@@ -42,7 +42,7 @@ def groups(r: Report) -> dict[str, list[tuple[str, str]]]:
         "Requests": [("sent", _n(r.requests)), ("retries", _n(r.retries)),
                      ("429s", _n(r.rate_limited)), ("max in flight", _n(r.max_in_flight)),
                      ("rows per request", _n(r.rows_per_request)),
-                     ("answer format", html.escape(r.answer_format))],
+                     ("answer format", html.escape(r.answer_format) or "—")],
         "Saved": [("calls saved", _n(r.calls_saved)), ("by dedupe", _n(r.saved_by_dedupe)),
                   ("by exact cache", _n(r.cache_hits)),
                   ("by semantic cache", _n(r.semantic_hit_count)),
@@ -52,6 +52,14 @@ def groups(r: Report) -> dict[str, list[tuple[str, str]]]:
         "Tokens": [("prompt", _n(r.prompt_tokens)), ("completion", _n(r.completion_tokens)),
                    ("per row", _n(r.tokens_per_row)), ("cost", fmt_cost(r.cost_usd))],
     }
+
+
+def rows_text(r: Report) -> str:
+    """`1,000 rows`, or `228 of 1,000 rows answered` when some have no answer."""
+    asked = r.rows - r.missing
+    if r.answered == asked:
+        return f"{r.rows:,} rows"
+    return f"{r.answered:,} of {asked:,} rows answered"
 
 
 def _card(title: str, rows: list[tuple[str, str]]) -> str:
@@ -72,7 +80,7 @@ def _header(r: Report) -> str:
     color, symbol = COLORS.get(r.status, "#555"), SYMBOLS.get(r.status, "●")
     model = f" <span style='{MUTED}'>· {html.escape(r.model)}</span>" if r.model else ""
     line = (f"<b style='color:{color}'>{symbol} {html.escape(r.status)}</b>: "
-            f"{r.rows:,} rows in {fmt_s(r.elapsed_s)} · {r.requests:,} requests · "
+            f"{rows_text(r)} in {fmt_s(r.elapsed_s)} · {r.requests:,} requests · "
             f"{r.calls_saved:,} calls saved · {r.failed:,} failed{model}")
     message = (f"<div style='color:{color}'>{html.escape(r.message)}</div>"
                if r.message else "")
@@ -106,8 +114,10 @@ def semantic_html(r: Report, limit: int = FAILURE_ROWS) -> str:
 
 def chart_html(r: Report) -> str:
     if not r.latencies:
+        why = ("everything came from dedupe and the cache" if r.status == "finished"
+               and not r.failed else f"the run {r.status} before any answer")
         return (f"<div style='{MUTED} margin-top:6px'>No requests answered in this run "
-                "(everything came from dedupe and the cache): no chart.</div>")
+                f"({why}): no chart.</div>")
     try:
         fig = plot(r)
     except ImportError:

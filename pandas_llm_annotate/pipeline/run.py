@@ -74,7 +74,7 @@ class Run:
             await self._ask(self.sink.todo())
         except FatalError as fatal:
             self.metrics.finish("failed", str(fatal.error))
-            raise fatal.error from None
+            raise fatal.error from fatal.error.__cause__  # the cause kept, not FatalError
         except (asyncio.CancelledError, KeyboardInterrupt):
             rows = self.pieces.rows_answered(self.sink.answers)
             self.metrics.finish("interrupted", f"interrupted, {rows} rows saved in cache")
@@ -147,7 +147,10 @@ class Run:
 
     def report(self) -> Report:
         """The run's report now (frozen: later changes to the run do not reach it)."""
-        failures = failures_table(self.plan, self.values.index, self.pieces, self.sink.failed)
+        m = self.metrics
+        unasked = f"not asked: the run {m.status}" + (f" ({m.message})" if m.message else "")
+        failures = failures_table(self.plan, self.values.index, self.pieces, self.sink.failed,
+                                  self.sink.answers, unasked)
         hits = None
         if self.stage is not None:
             hits = hits_table(self.plan, self.values.index, self.pieces.users, self.stage.hits)

@@ -45,9 +45,11 @@ def hits_table(plan: Plan, index: pd.Index, users: Mapping[str, Sequence[int]],
 
 
 def failures_table(plan: Plan, index: pd.Index, pieces: Pieces,
-                   failed: Mapping[str, tuple[str, str | None]]) -> pd.DataFrame:
+                   failed: Mapping[str, tuple[str, str | None]], answers: Mapping[str, str],
+                   unasked: str) -> pd.DataFrame:
     """One row per row without an answer: its index, a text preview, the error of its
-    first failed piece (`chunk i/n: ...` for a chunked text) and the raw answer."""
+    first failed piece (`chunk i/n: ...` for a chunked text) and the raw answer; a row
+    never asked (the run stopped first) has `unasked` as its error."""
     by_text: dict[int, tuple[str, str | None]] = {}
     for tid, keys in enumerate(pieces.keys):
         for i, key in enumerate(keys):
@@ -57,6 +59,9 @@ def failures_table(plan: Plan, index: pd.Index, pieces: Pieces,
                     error = f"chunk {i + 1}/{len(keys)}: {error}"
                 by_text[tid] = (error, raw)
                 break
+        else:
+            if not all(k in answers for k in keys):
+                by_text[tid] = (unasked, None)
     rows, codes = plan.rows_of(list(by_text))
     return pd.DataFrame(
         {

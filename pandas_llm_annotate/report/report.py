@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,7 @@ class Report:
     requests: int
     retries: int
     rate_limited: int
-    failed: int
+    failed: int  # rows without an answer (failed, or never asked when the run stopped)
     elapsed_s: float
     rows_per_s: float
     p50_s: float | None
@@ -62,15 +62,16 @@ class Report:
     prompt_tokens: int
     completion_tokens: int
     max_in_flight: int
-    rows_per_request: float
+    rows_per_request: float | None  # None: no answer came in this run
     tokens_per_row: float | None
     reasked: int
-    answer_format: str
+    answer_format: str  # "": no request in this run
     window: int  # the bound on requests in flight when the run ended
     status: str
     message: str
     failures: pd.DataFrame = field(repr=False, compare=False)
     model: str = ""
+    answered: int = 0  # rows with an answer (missing cells not counted)
     cost_usd: float | None = None  # where the model's price is known (`pricing.py`)
     # Semantic cache: the count (`semantic_hits` in to_dict), the one-off embedder load, and
     # the audit table, one row per row answered from a near-identical text.
@@ -96,16 +97,18 @@ class Report:
             rows=m.rows, missing=m.missing, distinct=m.distinct, chunks=m.pieces,
             cache_hits=m.cache_hits, requests=m.requests, retries=m.retries,
             rate_limited=m.rate_limited, failed=len(failures),
+            answered=m.rows - m.missing - len(failures),
             elapsed_s=round(elapsed, 4),
             rows_per_s=round(m.rows_done / elapsed, 2) if elapsed > 0 else 0.0,
             p50_s=_pct(m.latencies, 50), p95_s=_pct(m.latencies, 95),
             p99_s=_pct(m.latencies, 99), ttft_p50_s=_pct(m.ttfts, 50),
             prompt_tokens=m.prompt_tokens, completion_tokens=m.completion_tokens,
             max_in_flight=m.max_in_flight,
-            rows_per_request=round(m.packed_rows / m.answers, 2) if m.answers else 0.0,
+            rows_per_request=round(m.packed_rows / m.answers, 2) if m.answers else None,
             tokens_per_row=(round((m.prompt_tokens + m.completion_tokens) / m.packed_rows, 1)
                             if m.packed_rows else None),
-            reasked=m.reasked, answer_format=m.answer_format, window=m.window,
+            reasked=m.reasked, answer_format=m.answer_format if m.answers else "",
+            window=m.window,
             status=m.status, message=m.message,
             failures=failures, model=m.model, cost_usd=m.cost_usd,
             semantic_hit_count=m.semantic_hits, embedder_load_s=m.embedder_load_s,
@@ -113,6 +116,13 @@ class Report:
             latencies=tuple(m.latencies), answered_at=tuple(m.answered_at),
             limited_at=tuple(m.limited_at),
         )
+
+    @classmethod
+    def not_started(cls, rows: int, message: str) -> Report:
+        """The report of a call that stopped before its run began (e.g. a ConfigError)."""
+        m = Metrics(rows=rows)
+        m.finish("failed", message)
+        return replace(cls.from_metrics(m), answered=0, failed=rows)
 
     @property
     def saved_by_dedupe(self) -> int:
@@ -159,8 +169,10 @@ class Report:
         def sec(v: float | None) -> str:
             return "-" if v is None else f"{v:.3f}s"
 
+        asked = self.rows - self.missing
+        answered = "" if self.answered == asked else f" ({self.answered} of {asked} answered)"
         return (
-            f"<Report {self.status}: {self.rows} rows, {self.distinct} distinct, "
+            f"<Report {self.status}: {self.rows} rows{answered}, {self.distinct} distinct, "
             f"{self.cache_hits} cached, {self.requests} requests, {self.retries} retries, "
             f"{self.rate_limited} rate-limited, {self.failed} failed, "
             f"{self.elapsed_s:.2f}s, {self.rows_per_s:.1f} rows/s, "

