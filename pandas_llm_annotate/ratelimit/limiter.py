@@ -111,8 +111,11 @@ class Limiter:
         charged); else the seconds to wait (`math.inf`: wait for a release)."""
         with self._lock:
             wait = max(0.0, self.paused_until - now)
-            if wait == 0 and self._busy(now) >= self.limit_for(paced=paced):
-                return math.inf
+            limit = self.limit_for(paced=paced)
+            if wait == 0 and self._busy(now) >= limit:
+                # Ghosts leave with time, not with a release: when they fill the limit,
+                # wait for the first to go.
+                return math.inf if self.in_flight >= limit else self.guard.next_gone(now)
             for bucket, amount in ((self.requests, 1.0), (self.tokens, cost)):
                 if bucket is not None:
                     wait = max(wait, bucket.wait(amount, now))

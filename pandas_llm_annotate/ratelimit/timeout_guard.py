@@ -7,6 +7,7 @@ timed out as still on the server until it is likely done. Part of the limiter
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -62,6 +63,11 @@ class TimeoutGuard:
         while self._ghosts and self._ghosts[0][1] <= now:
             self._ghosts.popleft()
         return len(self._ghosts)
+
+    def next_gone(self, now: float) -> float:
+        """Seconds until the first ghost is gone (math.inf: there is none)."""
+        self.ghosts(now)
+        return self._ghosts[0][1] - now if self._ghosts else math.inf
 
     def new_run(self) -> None:
         """Forget the answer times (an idle gap between runs is not the server's rate),

@@ -10,8 +10,10 @@ injected faults and deterministic answers, for tests and benchmarks::
         assert max(sim.stats()["texts"].values()) == 1
 
 Modules: ``config`` (settings), ``answers`` (deterministic answers),
-``buckets`` (rate limits), ``stats``, ``server`` (aiohttp app), ``runner``
-(``serve``) and ``__main__`` (CLI).
+``buckets`` and ``limits`` (rate limits and their headers), ``faults`` (the seeded
+fault and latency rolls), ``replies`` (JSON and SSE answers, faults struck in them),
+``wire`` (request validation, error bodies), ``stats``, ``server`` (the checks'
+order, the aiohttp app), ``runner`` (``serve``) and ``__main__`` (CLI).
 """
 
 from .answers import answer_messages, answer_text, estimate_tokens
