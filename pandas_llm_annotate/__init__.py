@@ -11,7 +11,7 @@ print(pla.last_report())
 from __future__ import annotations
 
 from . import accessor as _accessor  # noqa: F401  (registers the accessors)
-from .api import aannotate, annotate, last_report
+from .api import aannotate, aestimate, annotate, estimate, last_report
 from .config import Options, Settings, configure
 from .display import html as _html  # noqa: F401  (draws reports: Report._repr_html_)
 from .errors import (
@@ -34,6 +34,7 @@ from .errors import (
     UnknownSetting,
 )
 from .protocol.prompts import DEFAULT_TASK
+from .report.estimate import Estimate
 from .report.report import Report
 
 __version__ = "0.1.0"
@@ -49,6 +50,7 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "ConnectionLost",
+    "Estimate",
     "MalformedResponse",
     "NotFoundError",
     "Options",
@@ -61,7 +63,9 @@ __all__ = [
     "TransportError",
     "UnknownSetting",
     "aannotate",
+    "aestimate",
     "annotate",
     "configure",
+    "estimate",
     "last_report",
 ]

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from .config import Options
+    from .report.estimate import Estimate
 
 
 def _column(df: pd.DataFrame, column: Hashable) -> pd.Series:
@@ -66,6 +67,11 @@ class DataFrameAccessor:
         """Async twin of `annotate`, for code that already runs an event loop."""
         return await api.aannotate(_column(self._obj, column), prompt, labels=labels, **options)
 
+    def estimate(self, column: Hashable, prompt: str | None = None, *,
+                 labels: Sequence[str] | None = None, **options: Unpack[Options]) -> Estimate:
+        """What `annotate` with the same arguments would ask and cost; sends no request."""
+        return api.estimate(_column(self._obj, column), prompt, labels=labels, **options)
+
 
 @pd.api.extensions.register_series_accessor("llm")
 class SeriesAccessor:
@@ -83,3 +89,8 @@ class SeriesAccessor:
                         **options: Unpack[Options]) -> pd.Series:
         """Async twin of `annotate`."""
         return await api.aannotate(self._obj, prompt, labels=labels, **options)
+
+    def estimate(self, prompt: str | None = None, *, labels: Sequence[str] | None = None,
+                 **options: Unpack[Options]) -> Estimate:
+        """What `annotate` with the same arguments would ask and cost; sends no request."""
+        return api.estimate(self._obj, prompt, labels=labels, **options)

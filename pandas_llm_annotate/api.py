@@ -7,6 +7,7 @@ run that ended last in this process.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -15,7 +16,9 @@ import pandas as pd
 from .config import resolve
 from .display.progress import show
 from .errors import AnnotateError
+from .pipeline.estimate import estimate_run
 from .pipeline.run import Run
+from .report.estimate import Estimate
 from .report.report import Report
 from .sync import run_sync
 
@@ -46,6 +49,22 @@ async def aannotate(values: Any, prompt: str | None = None, *, labels: Any = Non
         _finished(report)
     out.attrs[REPORT_ATTR] = report
     return out
+
+
+async def aestimate(values: Any, prompt: str | None = None, *, labels: Any = None,
+                    **options: Any) -> Estimate:
+    """Async twin of `estimate`."""
+    run = Run(_series(values), prompt, labels, resolve(**options).check())
+    return await asyncio.to_thread(estimate_run, run)  # reads the cache: off the loop
+
+
+def estimate(values: Any, prompt: str | None = None, *, labels: Any = None,
+             **options: Any) -> Estimate:
+    """What `annotate` with the same arguments would ask and cost; sends no request."""
+    try:
+        return run_sync(aestimate(values, prompt, labels=labels, **options))
+    except AnnotateError as error:
+        raise shorten(error) from None
 
 
 def _finished(report: Report) -> None:

@@ -40,6 +40,7 @@ class Settings:
     cache_namespace: str | None = None  # the server identity in cache keys (pipeline/identity)
     stream: bool = False
     progress: Progress = "auto"
+    price: tuple[float, float] | None = None  # USD per 1M prompt / completion tokens
     rpm: float | None = None
     tpm: float | None = None
     rows_per_request: int | Literal["auto"] = 1
@@ -86,6 +87,13 @@ class Settings:
             raise ConfigError(
                 f"rows_per_request must be a whole number >= 1 or 'auto', got {rows!r}."
             )
+        price = self.price
+        if price is not None and not (
+                isinstance(price, (tuple, list)) and len(price) == 2
+                and all(isinstance(p, (int, float)) and p >= 0 for p in price)):
+            raise ConfigError(
+                "price must be (input, output) USD per 1M tokens, two numbers >= 0, e.g. "
+                f"price=(0.15, 0.60); got {price!r}.")
         for name in ("rpm", "tpm"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -166,6 +174,7 @@ class Options(TypedDict, total=False):
     cache_namespace: str
     stream: bool
     progress: Progress
+    price: tuple[float, float]
     rpm: float
     tpm: float
     rows_per_request: int | Literal["auto"]

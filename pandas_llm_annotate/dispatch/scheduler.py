@@ -207,6 +207,7 @@ class Scheduler(Generic[J]):
             self.metrics.answered(
                 completion.latency, completion.ttft,
                 completion.prompt_tokens, completion.completion_tokens,
+                estimate=request.prompt_estimate,
             )
             return self.on_answer(job, completion)
 

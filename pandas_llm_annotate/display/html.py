@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..report.estimate import Estimate
 from ..report.report import Report, set_view
 from .fmt import fmt_cost, fmt_rate, fmt_s
 from .panel import COLORS, FONT, MUTED, SYMBOLS
@@ -219,4 +220,24 @@ def _bin_width(seconds: float) -> float:
     return seconds / 60
 
 
-set_view(to_html, plot)
+def estimate_html(e: Estimate) -> str:
+    """An `Estimate` as a notebook shows it: one card of numbers."""
+    rows = [("rows", _n(e.rows)), ("missing cells", _n(e.missing)),
+            ("distinct texts", _n(e.distinct)), ("pieces (chunks)", _n(e.pieces)),
+            ("already in the cache", _n(e.cached)), ("to ask", _n(e.to_ask)),
+            ("rows per request", _n(e.rows_per_request)), ("requests", _n(e.requests)),
+            ("prompt tokens", f"~{e.prompt_tokens:,}"),
+            ("completion tokens", f"~{e.completion_tokens:,} (at most "
+                                  f"{e.completion_tokens_max:,})"),
+            ("cost", fmt_cost(e.cost_usd)), ("cost at most", fmt_cost(e.cost_usd_max)),
+            ("batch cost", fmt_cost(e.batch_cost_usd)),
+            ("wall time", "—" if e.wall_s is None else f"{fmt_s(e.wall_s)} ({e.wall_basis})")]
+    calibrated = (f"tokens calibrated from {e.calibrated_from:,} earlier answers"
+                  if e.calibrated_from else "tokens estimated (no earlier answers to learn from)")
+    return (f"<div class='pla-estimate' style='{FONT} font-size:13px; max-width:520px'>"
+            f"<div style='font-size:14px; margin-bottom:6px'><b>Estimate</b> · "
+            f"{html.escape(e.model)} <span style='{MUTED}'>· no request sent · "
+            f"{calibrated}</span></div>{_card('Before the run', rows)}</div>")
+
+
+set_view(html=to_html, plot=plot, estimate_html=estimate_html)

@@ -32,6 +32,14 @@ ENV_DIR = "LLM_ANNOTATE_CACHE_DIR"
 SCHEMA = ("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, answer TEXT NOT NULL,"
           " namespace TEXT NOT NULL, created REAL NOT NULL)")
 INSERT = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)"
+USAGE = ("CREATE TABLE IF NOT EXISTS usage (namespace TEXT PRIMARY KEY, requests INTEGER NOT NULL,"
+         " estimated_prompt REAL NOT NULL, prompt INTEGER NOT NULL, completion INTEGER NOT NULL,"
+         " latency REAL NOT NULL)")
+ADD_USAGE = ("INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(namespace) DO UPDATE SET"
+             " requests = requests + excluded.requests,"
+             " estimated_prompt = estimated_prompt + excluded.estimated_prompt,"
+             " prompt = prompt + excluded.prompt, completion = completion + excluded.completion,"
+             " latency = latency + excluded.latency")
 LOCK_WAIT_S = 30.0  # how long a write waits for a lock another process holds
 HINT = "Pass cache=False to run without a cache, or cache='<another folder>'."
 
@@ -96,6 +104,7 @@ def _connect(target: Path, *, read_only: bool) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(SCHEMA)
+        conn.execute(USAGE)
     conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # "not a database"?
     return conn
 
@@ -188,6 +197,28 @@ class Cache:
             self._writer = CacheWriter(self._conn, INSERT)
         self._writer.add((key, answer, namespace, time.time()))
 
+    def usage(self, namespace: str) -> tuple[int, float, int, int, float] | None:
+        """(requests, estimated prompt, prompt, completion, latency) summed over the
+        answers with `usage` in this namespace, or None when there are none."""
+        try:
+            row = self._conn.execute(
+                "SELECT requests, estimated_prompt, prompt, completion, latency FROM usage"
+                " WHERE namespace = ?", (namespace,)).fetchone()
+        except sqlite3.Error:  # an older or read-only file without the table
+            return None
+        return None if row is None or not row[0] else tuple(row)
+
+    def add_usage(self, namespace: str, requests: int, estimated_prompt: float, prompt: int,
+                  completion: int, latency: float) -> None:
+        """Add a run's usage sums (see `usage`); a cache that cannot be written skips it."""
+        writer = self._writer
+        if not self.writable or not requests or (
+                writer is not None and (not writer.closed or writer.error is not None)):
+            return
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute(ADD_USAGE, (namespace, requests, estimated_prompt, prompt,
+                                           completion, latency))
+
     def put_many(self, items: Iterable[tuple[str, str]], namespace: str) -> None:
         now = time.time()
         self._conn.execute("BEGIN")
@@ -201,9 +232,13 @@ class Cache:
     def __len__(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM answers").fetchone()[0])
 
-    def close(self) -> None:
-        """Write what is queued (waiting at most `CacheWriter.CLOSE_S`), then close."""
-        if self._writer is not None:
+    def close_writer(self) -> None:
+        """Write what is queued (waiting at most `CacheWriter.CLOSE_S`)."""
+        if self._writer is not None and not self._writer.stopping:
             self._writer.close()
+
+    def close(self) -> None:
+        """Write what is queued, then close."""
+        self.close_writer()
         if self._writer is None or self._writer.closed:
             self._conn.close()

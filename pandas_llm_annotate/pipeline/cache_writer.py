@@ -28,6 +28,7 @@ class CacheWriter:
         self.lost = 0
         self.written = 0
         self.closed = False
+        self.stopping = False
         self._thread = threading.Thread(target=self._run, name="pla-cache-writer",
                                         daemon=True)
         self._thread.start()
@@ -38,6 +39,7 @@ class CacheWriter:
     def close(self) -> None:
         """Stop after writing what is queued. `closed` is False when the thread is
         still stuck (a lock): the connection must then stay open for it."""
+        self.stopping = True
         self._queue.put(_STOP)
         self._thread.join(self.CLOSE_S)
         self.closed = not self._thread.is_alive()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -58,6 +58,7 @@ class Run:
         self.metrics = Metrics(
             rows=self.plan.rows, missing=self.plan.missing, distinct=len(self.plan.texts),
             pieces=len(self.pieces), rows_done=self.plan.missing, model=str(settings.model),
+            price=settings.price,
         )
         self.sink = AnswerSink(self.task, self.pieces, self.metrics, namespace=self.namespace,
                                packed=self.packed)
@@ -84,11 +85,19 @@ class Run:
             raise
         finally:
             if cache is not None:
-                await asyncio.to_thread(cache.close)  # writes what is queued, off the loop
+                u = self.metrics.usage
+                await asyncio.to_thread(self._close, cache, u.requests, u.estimated_prompt,
+                                        u.prompt, u.completion, u.latency)
                 self.metrics.note(cache.notice)
         self.metrics.finish("finished")
         return broadcast(self.plan, self.pieces.text_answers(self.sink.answers, self.task.merge),
                          self.values)
+
+    def _close(self, cache: Cache, *usage: Any) -> None:
+        """Write what is queued and the run's usage (for estimates), then close: off the loop."""
+        cache.close_writer()
+        cache.add_usage(self.namespace, *usage)
+        cache.close()
 
     async def _ask(self, todo: list[str]) -> None:
         if not todo:

@@ -13,11 +13,20 @@ _shared: dict[tuple[str, str, str], Limiter] = {}
 _shared_lock = threading.Lock()
 
 
+def _key(base_url: str, api_key: str | None, model: str) -> tuple[str, str, str]:
+    return (base_url, hashlib.sha256((api_key or "").encode()).hexdigest()[:16], model)
+
+
+def known_limiter(base_url: str, api_key: str | None, model: str) -> Limiter | None:
+    """The shared limiter for this server, key and model if a run made one, else None."""
+    with _shared_lock:
+        return _shared.get(_key(base_url, api_key, model))
+
+
 def shared_limiter(base_url: str, api_key: str | None, model: str, *, max_concurrency: int,
                    timeout: float | None = None) -> Limiter:
     """The limiter every run against this server, key and model shares."""
-    digest = hashlib.sha256((api_key or "").encode()).hexdigest()[:16]
-    key = (base_url, digest, model)
+    key = _key(base_url, api_key, model)
     with _shared_lock:
         limiter = _shared.get(key)
         if limiter is None:

@@ -12,6 +12,24 @@ from dataclasses import dataclass, field
 from .pricing import Price, cost_usd
 
 
+@dataclass
+class Usage:
+    """Sums over answers whose server reported `usage`: what the estimate learns from."""
+
+    requests: int = 0
+    estimated_prompt: float = 0.0  # our estimate of their prompt tokens
+    prompt: int = 0  # what the server counted
+    completion: int = 0
+    latency: float = 0.0
+
+    def add(self, estimate: float, prompt: int, completion: int, latency: float) -> None:
+        self.requests += 1
+        self.estimated_prompt += estimate
+        self.prompt += prompt
+        self.completion += completion
+        self.latency += latency
+
+
 def saved_by_dedupe(rows: int, missing: int, distinct: int) -> int:
     """Requests that dedupe saved: present cells less distinct texts."""
     return max(0, rows - missing - distinct)
@@ -54,6 +72,7 @@ class Metrics:
     model: str = ""  # the model asked, for its price
     price: Price | None = None  # USD per 1M prompt/completion tokens; None: `pricing.PRICES`
     limited_at: list[float] = field(default_factory=list)  # seconds since start, per 429
+    usage: Usage = field(default_factory=lambda: Usage())  # answers that carried `usage`
 
     def sending(self, *, retry: bool) -> None:
         if retry:
@@ -64,8 +83,10 @@ class Metrics:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
     def answered(self, latency: float, ttft: float | None, prompt: int | None,
-                 completion: int | None) -> None:
+                 completion: int | None, *, estimate: int = 0) -> None:
         self.in_flight -= 1
+        if prompt is not None and completion is not None:  # for the estimate's calibration
+            self.usage.add(estimate, prompt, completion, latency)
         self.latencies.append(latency)
         self.answered_at.append(time.perf_counter() - self.started)
         if ttft is not None:

@@ -5,7 +5,7 @@ the providers in 2025; check your provider's page, prices change and discounts
 (batch, cached prompts) are not counted. A model name matches its entry exactly,
 with a date or `-latest` suffix (`gpt-4o-mini-2024-07-18`, `claude-3-5-haiku-latest`)
 and with a provider prefix (`openai/gpt-4o-mini`). Any other model has no known
-price, and no cost is shown, unless you give one (`Metrics.price`).
+price, and no cost is shown, unless you give one (the `price=` setting).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 Price = tuple[float, float]  # USD per 1M prompt tokens, per 1M completion tokens
+BATCH_DISCOUNT = 0.5  # providers' Batch APIs (OpenAI, Anthropic): half the list price
 
 PRICES: dict[str, Price] = {
     "gpt-4o": (2.50, 10.00),

@@ -24,12 +24,12 @@ _NOT_IN_DICT = ("failures", "latencies", "answered_at", "limited_at", "semantic_
 _views: dict[str, Callable[..., Any]] = {}
 
 
-def set_view(html: Callable[[Report], str], plot: Callable[..., Any]) -> None:
-    """The display layer's renderers for `Report._repr_html_` and `Report.plot`."""
-    _views["html"], _views["plot"] = html, plot
+def set_view(**views: Callable[..., Any]) -> None:
+    """The display layer's renderers: `html` and `plot` of a Report, `estimate_html`."""
+    _views.update(views)
 
 
-def _view(name: str) -> Callable[..., Any]:
+def view(name: str) -> Callable[..., Any]:
     return _views[name]  # set by display.html, which the package's __init__ imports
 
 
@@ -159,11 +159,11 @@ class Report:
 
     def _repr_html_(self) -> str:
         """The report as a notebook shows it: numbers, failures, charts (`display/html.py`)."""
-        return str(_view("html")(self))
+        return str(view("html")(self))
 
     def plot(self, *, bins: int = 40) -> Any:
         """A matplotlib Figure: latency histogram and answers over time (`display/html.py`)."""
-        return _view("plot")(self, bins=bins)
+        return view("plot")(self, bins=bins)
 
     def __repr__(self) -> str:
         def sec(v: float | None) -> str:
