@@ -25,6 +25,7 @@ FAILURE_ROWS = 10  # rows of the failures table shown in the HTML
 LATENCY_COLOR = "#1976d2"
 ANSWER_COLOR = "#5c9bd5"
 LIMIT_COLOR = "#c62828"
+CARD_MIN_WIDTH = 185  # px: the report's cards share a row down to this width each
 
 
 def _n(value: float | None, unit: str = "") -> str:
@@ -64,17 +65,20 @@ def rows_text(r: Report) -> str:
 
 
 def _card(title: str, rows: list[tuple[str, str]]) -> str:
+    """A titled box of label/value lines. Each line is a wrapping flex row, not a table
+    (a front-end's table CSS could draw a long label over its value): the value stays
+    right of its label while both fit, else takes the next line, right-aligned, and a
+    long word breaks rather than leave the card. Without CSS: "label value" lines."""
     body = "".join(
-        f"<tr style='background:none'><td style='{MUTED} padding:1px 10px 1px 0; "
-        f"text-align:left; border:none; white-space:nowrap'>{k}</td>"
-        f"<td style='text-align:right; font-weight:600; padding:1px 0; border:none'>{v}</td>"
-        f"</tr>"
+        f"<div style='display:flex; flex-wrap:wrap; column-gap:10px'>"
+        f"<span style='{MUTED} white-space:nowrap'>{k}</span> "
+        f"<span style='margin-left:auto; min-width:0; text-align:right; font-weight:600; "
+        f"overflow-wrap:anywhere'>{v}</span></div>"
         for k, v in rows
     )
     return (f"<div style='padding:6px 10px; border-radius:6px; background:rgba(127,127,127,.08)'>"
             f"<div style='font-weight:600; margin-bottom:2px'>{title}</div>"
-            f"<table style='border-collapse:collapse; width:100%; margin:0; font-size:12.5px'>"
-            f"{body}</table></div>")
+            f"<div style='font-size:12.5px; line-height:1.4'>{body}</div></div>")
 
 
 def _header(r: Report) -> str:
@@ -134,9 +138,10 @@ def chart_html(r: Report) -> str:
 def to_html(r: Report) -> str:
     """The report as HTML: status, numbers by topic, chart, first failures."""
     cards = "".join(_card(title, rows) for title, rows in groups(r).items())
+    columns = f"repeat(auto-fill, minmax({CARD_MIN_WIDTH}px, 1fr))"
     return (f"<div class='pla-report' style='{FONT} font-size:13px; max-width:960px'>"
-            f"{_header(r)}<div style='display:grid; gap:8px; "
-            f"grid-template-columns:repeat(auto-fill, minmax(185px, 1fr))'>{cards}</div>"
+            f"{_header(r)}<div style='display:grid; gap:8px; grid-template-columns:{columns}'>"
+            f"{cards}</div>"
             f"{chart_html(r)}{failures_html(r)}{semantic_html(r)}</div>")
 
 
