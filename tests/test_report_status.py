@@ -61,7 +61,7 @@ def test_a_fully_cached_run_claims_no_format_and_no_packing(fresh_sim: Any,
     html = rep._repr_html_()
     assert "everything came from dedupe and the cache" in html
     for label in ("answer format", "rows per request"):
-        value = re.search(f"{label}</td><td[^>]*>([^<]*)</td>", html)
+        value = re.search(f"{label}</span> <span[^>]*>([^<]*)</span>", html)
         assert value is not None and value.group(1) == "—", html
     assert rep.to_dict()["rows_per_request"] is None
 
