@@ -36,6 +36,7 @@ class Settings:
     temperature: float = 0.0
     max_tokens: int | None = None
     max_chunk_tokens: int = 1000
+    max_response_bytes: int = 4 * 1024 * 1024  # per answer, decompressed: more is malformed
     cache: bool | str | Path = True
     stream: bool = False
     progress: Progress = "auto"
@@ -73,7 +74,7 @@ class Settings:
                 "pandas_llm_annotate.configure(api_key=...) or set OPENAI_API_KEY. For a local "
                 "server (vLLM, llama.cpp, the bundled simulator) set base_url=... instead."
             )
-        for name in ("max_concurrency", "max_chunk_tokens"):
+        for name in ("max_concurrency", "max_chunk_tokens", "max_response_bytes"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}.")
         if self.max_retries < 0 or self.timeout <= 0:
@@ -161,6 +162,7 @@ class Options(TypedDict, total=False):
     temperature: float
     max_tokens: int
     max_chunk_tokens: int
+    max_response_bytes: int
     cache: bool | str | Path
     stream: bool
     progress: Progress

@@ -1,15 +1,18 @@
 """Transport: sends one chat completion over a pooled aiohttp session, nothing more.
 
 No retries, limits or caching here. aiohttp's errors become the package's own at
-this boundary (see `errors.py`).
+this boundary (see `errors.py`). Every byte read is bounded: an answer by
+`max_response_bytes` (counted after decompression, so a gzip bomb stops at the cap),
+a stream line by `SSE_LINE_BYTES`, an error body by `ERROR_BODY_BYTES`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +26,10 @@ from ..errors import (
     TransportError,
     error_for_status,
 )
+
+CHUNK_BYTES = 64 * 1024  # read at a time: aiohttp inflates no more than this ahead
+ERROR_BODY_BYTES = 64 * 1024  # of an error body: enough for its message
+SSE_LINE_BYTES = 1024 * 1024  # one server-sent event line
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,8 @@ class Transport:
     """One `aiohttp.ClientSession` with a keep-alive pool, used as an async context manager."""
 
     def __init__(
-        self, base_url: str, *, api_key: str | None, timeout: float, max_connections: int
+        self, base_url: str, *, api_key: str | None, timeout: float, max_connections: int,
+        max_response_bytes: int,
     ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self._headers = {"Content-Type": "application/json"}
@@ -49,6 +57,7 @@ class Transport:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_connections = max_connections
+        self._max_bytes = max_response_bytes
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
@@ -78,12 +87,16 @@ class Transport:
         try:
             async with self._session.post(self.url, json=body) as resp:
                 if resp.status >= 400:
-                    text = await resp.text(errors="replace")
+                    raw, _ = await _read_capped(resp, ERROR_BODY_BYTES)
+                    text = raw.decode("utf-8", errors="replace")
                     raise error_for_status(resp.status, text, dict(resp.headers), self.url)
                 headers = dict(resp.headers)
                 if stream:
-                    return await _read_sse(resp, start, headers)
-                raw = await resp.read()
+                    async with contextlib.aclosing(_lines(resp, self._max_bytes)) as lines:
+                        return await _read_sse(lines, start, headers)
+                raw, more = await _read_capped(resp, self._max_bytes)
+                if more:
+                    raise _too_big(self._max_bytes)
         except asyncio.TimeoutError as exc:
             raise ReadTimeout(
                 f"No answer from {self.url} within {self._timeout.total} s. A slow or busy "
@@ -102,6 +115,51 @@ class Transport:
             raise TransportError(f"Request to {self.url} failed: {exc!r}") from exc
         latency = time.perf_counter() - start
         return _parse_json(raw, latency, headers)
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
+    """The body's first `cap` bytes (decompressed), and whether more followed. A body
+    read only in part closes its connection (never returned to the pool)."""
+    parts: list[bytes] = []
+    size = 0
+    while size <= cap:
+        block = await resp.content.read(min(CHUNK_BYTES, cap + 1 - size))
+        if not block:
+            return b"".join(parts), False
+        parts.append(block)
+        size += len(block)
+    resp.close()
+    return b"".join(parts)[:cap], True
+
+
+async def _lines(resp: aiohttp.ClientResponse, cap: int) -> AsyncGenerator[bytes, None]:
+    """The body's lines, at most `cap` bytes in all and `SSE_LINE_BYTES` each."""
+    pending = b""
+    total = 0
+    while block := await resp.content.read(CHUNK_BYTES):
+        total += len(block)
+        if total > cap:
+            resp.close()
+            raise _too_big(cap)
+        *lines, pending = (pending + block).split(b"\n")
+        for line in lines:
+            yield line
+        if len(pending) > SSE_LINE_BYTES:
+            resp.close()
+            raise MalformedResponse(
+                f"A stream line is over {SSE_LINE_BYTES:,} bytes: not an OpenAI event stream. "
+                "Check that base_url points at an OpenAI-compatible API, or set stream=False."
+            )
+    if pending:
+        yield pending
+
+
+def _too_big(cap: int) -> MalformedResponse:
+    return MalformedResponse(
+        f"The answer is over max_response_bytes={cap} bytes (after decompression). "
+        "Raise max_response_bytes= if answers are really that long; else the server is "
+        "misbehaving (check base_url)."
+    )
 
 
 def _parse_json(raw: bytes, latency: float, headers: Mapping[str, str]) -> Completion:
@@ -123,14 +181,14 @@ def _parse_json(raw: bytes, latency: float, headers: Mapping[str, str]) -> Compl
 
 
 async def _read_sse(
-    resp: aiohttp.ClientResponse, start: float, headers: Mapping[str, str]
+    lines: AsyncIterator[bytes], start: float, headers: Mapping[str, str]
 ) -> Completion:
     """Read an OpenAI server-sent-event stream up to `data: [DONE]`."""
     parts: list[str] = []
     ttft: float | None = None
     usage: dict[str, Any] = {}
     done = finished = False
-    async for line in resp.content:
+    async for line in lines:
         if not line.startswith(b"data:"):
             continue
         payload = line[5:].strip()

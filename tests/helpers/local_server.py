@@ -1,9 +1,11 @@
 """A tiny OpenAI-style server on 127.0.0.1, for answers the simulator cannot give.
 
 `LocalServer(reply)` runs a real aiohttp application on its own thread and loop.
-`reply(body)` gets the parsed JSON request body and returns either the answer
-content (a `str`, wrapped in a proper chat completion) or an `aiohttp.web.Response`
-sent as is (non-JSON bodies, error statuses...). Every request body is recorded.
+`reply(body)` gets the parsed JSON request body and returns the answer content (a
+`str`, wrapped in a proper chat completion), an `aiohttp.web.Response` sent as is
+(non-JSON bodies, error statuses...) or a `Streamer`: an async function given the
+request that writes its own answer (endless bodies, slow streams...). Every request
+body is recorded.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import asyncio
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
-Reply = Callable[[dict[str, Any]], "str | web.StreamResponse"]
+Streamer = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Reply = Callable[[dict[str, Any]], "str | web.StreamResponse | Streamer"]
 
 
 def user_text(body: dict[str, Any]) -> str:
@@ -80,6 +83,8 @@ class LocalServer:
         out = self.reply(body)
         if isinstance(out, web.StreamResponse):
             return out
+        if callable(out):
+            return await out(request)
         return web.json_response(completion(out, body.get("model", "local")))
 
     async def _main(self) -> None:
