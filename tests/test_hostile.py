@@ -10,12 +10,25 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from helpers.hostile import MIB, endless, gzip_bomb, gzip_response, sse_delta
-from helpers.local_server import LocalServer
+import pytest
+from aiohttp import web
+from helpers.expected import sim_answer
+from helpers.hostile import (
+    MIB,
+    endless,
+    gzip_bomb,
+    gzip_response,
+    sse_delta,
+    sse_event,
+    sse_response,
+)
+from helpers.local_server import LocalServer, user_text
 
 import pandas_llm_annotate as pla
 from pandas_llm_annotate.config import Settings
@@ -153,3 +166,93 @@ def test_failures_keep_only_a_preview_of_raw_answers(tmp_path: Path) -> None:
     raw = report().failures["raw_answer"].iloc[0]
     assert raw.startswith("not a label not a label")
     assert len(raw) <= 501
+
+
+# --- 2. a badly shaped 200 costs its row a retry, never the run ----------------------------
+
+
+def _choice(content: Any) -> dict[str, Any]:
+    return {"choices": [{"message": {"role": "assistant", "content": content}}]}
+
+
+BAD_JSON: list[Any] = [
+    {**_choice("refund"), "usage": "lots"},
+    {**_choice("refund"), "usage": {"prompt_tokens": "ten", "completion_tokens": 2}},
+    {**_choice("refund"), "usage": {"prompt_tokens": 10, "completion_tokens": -2}},
+    {**_choice("refund"), "usage": {"prompt_tokens": True}},
+    [_choice("refund")],
+    "refund",
+    {"choices": []},
+    {"choices": {"0": {"message": {"content": "refund"}}}},
+    {"choices": ["refund"]},
+    {"choices": [{"message": "refund"}]},
+    _choice(None),
+    _choice(["refund"]),
+]
+NESTED = b"[" * 200_000  # a RecursionError in json.loads, not a ValueError
+
+
+def _json_reply(shape: Any) -> web.Response:
+    body = shape if isinstance(shape, bytes) else json.dumps(shape).encode()
+    return web.Response(body=body, content_type="application/json")
+
+
+BAD_SSE: list[bytes] = [
+    sse_event({"choices": {"0": {"delta": {"content": "refund"}}}}),
+    sse_event({"choices": [1]}),
+    sse_event({"choices": [{"delta": "refund"}]}),
+    sse_event({"choices": [{"delta": {"content": 42}}]}),
+    sse_delta("refund") + sse_event({"choices": [], "usage": "lots"}),
+    sse_delta("refund") + sse_event({"choices": [], "usage": {"prompt_tokens": 1.5}}),
+    sse_event([1, 2]),
+    sse_event("{not json"),
+    b"data: " + b"x" * (2 * MIB) + b"\n\n",  # one line over the line limit
+    sse_event({"error": {"message": "model overloaded"}}),
+]
+
+
+def _sse_reply(bad: bytes | None, answer: str) -> web.Response:
+    good = sse_delta(answer) + sse_delta("", finish="stop")
+    return sse_response([bad if bad is not None else good, sse_event("[DONE]")])
+
+
+def _hostile(stream: bool) -> Callable[[dict[str, Any]], Any]:
+    """`bad i` always answers shape i; `flaky i` answers shape i, then well; else well."""
+    shapes: list[Any] = BAD_SSE if stream else [*BAD_JSON, NESTED]
+    seen: Counter[str] = Counter()
+
+    def reply(body: dict[str, Any]) -> Any:
+        text = user_text(body)
+        seen[text] += 1
+        kind, _, number = text.partition(" ")
+        bad = kind == "bad" or (kind == "flaky" and seen[text] == 1)
+        shape = shapes[int(number)] if bad else None
+        answer = sim_answer(text, labels=LABELS)
+        if stream:
+            return _sse_reply(shape, answer)
+        return _json_reply(shape) if bad else answer
+
+    return reply
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_badly_shaped_answers_cost_a_retry_not_the_run(tmp_path: Path, stream: bool) -> None:
+    shapes = len(BAD_SSE) if stream else len(BAD_JSON) + 1
+    bad = [f"bad {i}" for i in range(shapes)]
+    flaky = [f"flaky {i}" for i in range(shapes)]
+    good = [f"good {i}" for i in range(20)]
+    df = pd.DataFrame({"text": [*good, *flaky, *bad]})
+    with LocalServer(_hostile(stream)) as server:
+        out = df.llm.annotate("text", labels=LABELS, model="m", base_url=server.base_url,
+                              stream=stream, max_retries=1, cache=tmp_path, progress=False)
+        asked = server.texts()
+    rep = report()
+    assert rep.status == "finished"
+    expected = [sim_answer(t, labels=LABELS) for t in [*good, *flaky]]
+    assert out[: len(good) + len(flaky)].tolist() == expected
+    assert out[len(good) + len(flaky):].isna().all()
+    assert sorted(rep.failures["text"]) == sorted(bad)
+    assert rep.failures["error"].str.len().min() > 10
+    assert {t: asked[t] for t in bad} == dict.fromkeys(bad, 2)
+    assert {t: asked[t] for t in flaky} == dict.fromkeys(flaky, 2)
+    assert {t: asked[t] for t in good} == dict.fromkeys(good, 1)

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -26,22 +24,12 @@ from ..errors import (
     TransportError,
     error_for_status,
 )
+from .answer import Completion as Completion  # re-exported: the answer type of `complete`
+from .answer import EventStream, parse_json
 
 CHUNK_BYTES = 64 * 1024  # read at a time: aiohttp inflates no more than this ahead
 ERROR_BODY_BYTES = 64 * 1024  # of an error body: enough for its message
 SSE_LINE_BYTES = 1024 * 1024  # one server-sent event line
-
-
-@dataclass(frozen=True)
-class Completion:
-    """One successful answer."""
-
-    content: str
-    latency: float
-    ttft: float | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 class Transport:
@@ -92,8 +80,12 @@ class Transport:
                     raise error_for_status(resp.status, text, dict(resp.headers), self.url)
                 headers = dict(resp.headers)
                 if stream:
+                    answer = EventStream(start)
                     async with contextlib.aclosing(_lines(resp, self._max_bytes)) as lines:
-                        return await _read_sse(lines, start, headers)
+                        async for line in lines:
+                            if answer.feed(line):
+                                break
+                    return answer.completion(headers)
                 raw, more = await _read_capped(resp, self._max_bytes)
                 if more:
                     raise _too_big(self._max_bytes)
@@ -113,8 +105,7 @@ class Transport:
             raise ConnectionLost(f"Connection to {self.url} dropped: {exc!r}") from exc
         except aiohttp.ClientError as exc:
             raise TransportError(f"Request to {self.url} failed: {exc!r}") from exc
-        latency = time.perf_counter() - start
-        return _parse_json(raw, latency, headers)
+        return parse_json(raw, time.perf_counter() - start, headers)
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
@@ -159,62 +150,4 @@ def _too_big(cap: int) -> MalformedResponse:
         f"The answer is over max_response_bytes={cap} bytes (after decompression). "
         "Raise max_response_bytes= if answers are really that long; else the server is "
         "misbehaving (check base_url)."
-    )
-
-
-def _parse_json(raw: bytes, latency: float, headers: Mapping[str, str]) -> Completion:
-    try:
-        data = json.loads(raw)
-        content = data["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise MalformedResponse(f"Unexpected answer body: {raw[:200]!r}") from exc
-    if not isinstance(content, str):
-        raise MalformedResponse(f"The answer has no text content: {raw[:200]!r}")
-    usage = data.get("usage") or {}
-    return Completion(
-        content=content,
-        latency=latency,
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
-        headers=headers,
-    )
-
-
-async def _read_sse(
-    lines: AsyncIterator[bytes], start: float, headers: Mapping[str, str]
-) -> Completion:
-    """Read an OpenAI server-sent-event stream up to `data: [DONE]`."""
-    parts: list[str] = []
-    ttft: float | None = None
-    usage: dict[str, Any] = {}
-    done = finished = False
-    async for line in lines:
-        if not line.startswith(b"data:"):
-            continue
-        payload = line[5:].strip()
-        if payload == b"[DONE]":
-            done = True
-            break
-        try:
-            chunk = json.loads(payload)
-            choices = chunk.get("choices") or []
-            usage = chunk.get("usage") or usage
-        except (ValueError, AttributeError) as exc:
-            raise MalformedResponse(f"Bad stream event: {payload[:200]!r}") from exc
-        for choice in choices:
-            delta = (choice.get("delta") or {}).get("content")
-            if delta:
-                if ttft is None:
-                    ttft = time.perf_counter() - start
-                parts.append(delta)
-            finished = finished or bool(choice.get("finish_reason"))
-    if not (done or finished):
-        raise ConnectionLost("The stream ended before the answer was complete.")
-    return Completion(
-        content="".join(parts),
-        latency=time.perf_counter() - start,
-        ttft=ttft,
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
-        headers=headers,
     )
