@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 from .errors import ConfigError, UnknownSetting
+from .redact import has_credentials, redact_url
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 ENV_VARS = {
@@ -25,7 +26,8 @@ EmbedderSpec = str | Path | Callable[[list[str]], Any]  # model name, local path
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    """Everything a run needs besides the data. The API key never shows in `repr`."""
+    """Everything a run needs besides the data. The API key and the password of
+    `base_url` never show in `repr`."""
 
     model: str | None = None
     base_url: str = OPENAI_BASE_URL
@@ -49,7 +51,8 @@ class Settings:
 
     def __repr__(self) -> str:
         shown = ", ".join(
-            f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr
+            f"{f.name}={redact_url(repr(getattr(self, f.name)))}"
+            for f in dataclasses.fields(self) if f.repr
         )
         key = "set" if self.api_key else "unset"
         return f"Settings({shown}, api_key=<{key}>)"
@@ -66,7 +69,14 @@ class Settings:
             )
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(
-                f"base_url must start with http:// or https://, got {self.base_url!r}."
+                f"base_url must start with http:// or https://, got {redact_url(self.base_url)!r}."
+            )
+        if self.api_key and has_credentials(self.base_url):
+            raise ConfigError(
+                f"base_url carries a user name and password ({redact_url(self.base_url)}) and "
+                "api_key is set too, but a request has one Authorization header. Keep one: "
+                "remove the credentials from base_url, or unset api_key "
+                "(configure(api_key=None), OPENAI_API_KEY)."
             )
         if self.base_url.rstrip("/") == OPENAI_BASE_URL and not self.api_key:
             raise ConfigError(

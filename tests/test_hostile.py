@@ -7,9 +7,11 @@ import asyncio
 import gzip
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from aiohttp import web
-from helpers.expected import sim_answer
+from helpers.expected import SECRET, sim_answer
 from helpers.hostile import (
     MIB,
     endless,
@@ -256,3 +258,100 @@ def test_badly_shaped_answers_cost_a_retry_not_the_run(tmp_path: Path, stream: b
     assert {t: asked[t] for t in bad} == dict.fromkeys(bad, 2)
     assert {t: asked[t] for t in flaky} == dict.fromkeys(flaky, 2)
     assert {t: asked[t] for t in good} == dict.fromkeys(good, 1)
+
+
+# --- 3. URL credentials and an echoed key never show ---------------------------------------
+
+PASSWORD = "hunter2-url-password"
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def error_text(exc: BaseException) -> str:
+    """Everything a user could see of an exception: str, repr and the full traceback."""
+    return "\n".join([str(exc), repr(exc), *traceback.format_exception(exc)])
+
+
+def report_text(rep: pla.Report) -> str:
+    return "\n".join([rep.message, repr(rep), rep._repr_html_(), json.dumps(rep.to_dict()),
+                      rep.failures.to_string()])
+
+
+def with_password(base_url: str) -> str:
+    return base_url.replace("http://", f"http://alice:{PASSWORD}@")
+
+
+def _status(status: int, message: str) -> web.Response:
+    return web.json_response({"error": {"message": message}}, status=status)
+
+
+def test_url_credentials_never_show(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    seen: list[str] = []
+    df = pd.DataFrame({"text": ["a", "b"]})
+    with LocalServer(lambda body: _status(500, "down")) as server:
+        url = with_password(server.base_url)
+        seen.append(repr(pla.configure(model="m", base_url=url)))
+        pla.configure(model=None, base_url=None)
+        out = df.llm.annotate("text", model="m", base_url=url, max_retries=0, cache=tmp_path,
+                              progress=True)
+        assert out.isna().all()
+        assert server.headers[0]["Authorization"].startswith("Basic ")  # the password was used
+        seen.append(report_text(report()))
+    assert "http://***@127.0.0.1" in report().failures["error"].iloc[0]
+    with LocalServer(lambda body: _status(404, "no such model")) as server:
+        with pytest.raises(pla.NotFoundError) as info:
+            df.llm.annotate("text", model="m", base_url=with_password(server.base_url),
+                            cache=tmp_path, progress=True)
+        seen += [error_text(info.value), report_text(report())]
+    with pytest.raises(pla.ConnectError) as connect:
+        df.llm.annotate("text", model="m", cache=tmp_path, progress=True,
+                        base_url=with_password(f"http://127.0.0.1:{closed_port()}/v1"))
+    seen += [error_text(connect.value), report_text(report())]
+    progress = capfd.readouterr().err
+    assert progress.count("annotate") >= 3 and "***@127.0.0.1" in progress
+    seen.append(progress)
+    for text in seen:
+        assert PASSWORD not in text
+
+
+def test_url_credentials_and_an_api_key_are_a_config_error() -> None:
+    url = with_password(f"http://127.0.0.1:{closed_port()}/v1")
+    with pytest.raises(pla.ConfigError) as info:
+        pd.Series(["a"]).llm.annotate(model="m", base_url=url, api_key=SECRET, progress=False)
+    message = str(info.value)
+    assert "base_url" in message and "api_key" in message
+    assert PASSWORD not in error_text(info.value)
+    assert SECRET not in error_text(info.value)
+
+
+def _echo(body: dict[str, Any]) -> web.Response:
+    text = user_text(body)
+    if text == "unauthorized":
+        return _status(401, f"Incorrect API key provided: {SECRET}.")
+    if text == "busy":
+        return _status(500, f"busy serving {SECRET}")
+    return web.Response(text=f"not json, and your key is {SECRET}")
+
+
+def test_a_key_echoed_by_the_server_is_redacted(tmp_path: Path) -> None:
+    with LocalServer(_echo) as server:
+        pd.Series(["busy", "garbled"]).llm.annotate(
+            model="m", base_url=server.base_url, api_key=SECRET, max_retries=0, cache=tmp_path,
+            progress=False)
+        rep = report()
+        assert server.headers[0]["Authorization"] == f"Bearer {SECRET}"
+        with pytest.raises(pla.AuthenticationError) as info:
+            pd.Series(["unauthorized"]).llm.annotate(
+                model="m", base_url=server.base_url, api_key=SECRET, cache=tmp_path,
+                progress=False)
+    assert rep.failed == 2
+    assert "***" in rep.failures["error"].iloc[0]
+    assert "Incorrect API key provided: ***" in str(info.value)
+    for text in (report_text(rep), report_text(report()), error_text(info.value),
+                 info.value.body):
+        assert SECRET not in text

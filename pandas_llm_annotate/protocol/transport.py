@@ -17,13 +17,16 @@ from typing import Any
 import aiohttp
 
 from ..errors import (
+    APIError,
     ConnectError,
     ConnectionLost,
     MalformedResponse,
     ReadTimeout,
+    RequestError,
     TransportError,
     error_for_status,
 )
+from ..redact import redact, redact_url
 from .answer import Completion as Completion  # re-exported: the answer type of `complete`
 from .answer import EventStream, parse_json
 
@@ -40,6 +43,8 @@ class Transport:
         max_response_bytes: int,
     ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
+        self.shown_url = redact_url(self.url)  # for messages: no user name or password
+        self._api_key = api_key
         self._headers = {"Content-Type": "application/json"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
@@ -49,7 +54,7 @@ class Transport:
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
-        return f"Transport(url={self.url!r})"
+        return f"Transport(url={self.shown_url!r})"
 
     async def __aenter__(self) -> Transport:
         connector = aiohttp.TCPConnector(
@@ -66,7 +71,20 @@ class Transport:
             self._session = None
 
     async def complete(self, body: dict[str, Any], *, stream: bool = False) -> Completion:
-        """POST one request; return its answer or raise a `RequestError`."""
+        """POST one request; return its answer or raise a `RequestError`, whose message,
+        body and headers show neither the API key (a server may echo it) nor the URL's
+        password."""
+        try:
+            return await self._complete(body, stream)
+        except RequestError as exc:
+            exc.args = tuple(redact(a, self._api_key) if isinstance(a, str) else a
+                             for a in exc.args)
+            if isinstance(exc, APIError):
+                exc.body = redact(exc.body, self._api_key)
+                exc.headers = {k: redact(v, self._api_key) for k, v in exc.headers.items()}
+            raise
+
+    async def _complete(self, body: dict[str, Any], stream: bool) -> Completion:
         if self._session is None:
             raise RuntimeError("Transport used outside `async with`.")
         if stream:
@@ -77,7 +95,8 @@ class Transport:
                 if resp.status >= 400:
                     raw, _ = await _read_capped(resp, ERROR_BODY_BYTES)
                     text = raw.decode("utf-8", errors="replace")
-                    raise error_for_status(resp.status, text, dict(resp.headers), self.url)
+                    raise error_for_status(resp.status, text, dict(resp.headers),
+                                           self.shown_url)
                 headers = dict(resp.headers)
                 if stream:
                     answer = EventStream(start)
@@ -91,20 +110,20 @@ class Transport:
                     raise _too_big(self._max_bytes)
         except asyncio.TimeoutError as exc:
             raise ReadTimeout(
-                f"No answer from {self.url} within {self._timeout.total} s. A slow or busy "
+                f"No answer from {self.shown_url} within {self._timeout.total} s. A slow or busy "
                 "server: raise timeout= or lower max_concurrency=.",
                 elapsed=time.perf_counter() - start,
             ) from exc
         except aiohttp.ClientConnectorError as exc:
             raise ConnectError(
-                f"Cannot reach {self.url} ({exc.os_error or exc}). Is the server running and "
+                f"Cannot reach {self.shown_url} ({exc.os_error or exc}). Is the server running and "
                 "base_url right?"
             ) from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
                 aiohttp.ClientOSError) as exc:
-            raise ConnectionLost(f"Connection to {self.url} dropped: {exc!r}") from exc
+            raise ConnectionLost(f"Connection to {self.shown_url} dropped: {exc!r}") from exc
         except aiohttp.ClientError as exc:
-            raise TransportError(f"Request to {self.url} failed: {exc!r}") from exc
+            raise TransportError(f"Request to {self.shown_url} failed: {exc!r}") from exc
         return parse_json(raw, time.perf_counter() - start, headers)
 
 
