@@ -71,6 +71,7 @@ class Settings:
             raise ConfigError(
                 f"base_url must start with http:// or https://, got {redact_url(self.base_url)!r}."
             )
+        _check_key(self.api_key)
         if self.api_key and has_credentials(self.base_url):
             raise ConfigError(
                 f"base_url carries a user name and password ({redact_url(self.base_url)}) and "
@@ -117,6 +118,17 @@ class Settings:
         return self
 
 
+def _check_key(key: str | None) -> None:
+    """A key is sent in a header: printable ASCII, no spaces (never shown in the message)."""
+    for i, char in enumerate(key or ""):
+        if not "!" <= char <= "~":
+            raise ConfigError(
+                f"api_key has {char!r} at position {i}: a key is printable ASCII without "
+                "spaces. Read from a file or pasted with quotes? Pass the key alone, e.g. "
+                "api_key=Path('key.txt').read_text().strip()."
+            )
+
+
 _FIELDS = tuple(f.name for f in dataclasses.fields(Settings))
 _configured: dict[str, Any] = {}
 
@@ -153,7 +165,9 @@ def resolve(**overrides: Any) -> Settings:
     merged.update(_configured)
     merged.update({k: v for k, v in overrides.items() if v is not None})
     if "base_url" in merged:
-        merged["base_url"] = str(merged["base_url"]).rstrip("/")
+        merged["base_url"] = str(merged["base_url"]).strip().rstrip("/")
+    if "api_key" in merged:  # a key read from a file often ends with a newline
+        merged["api_key"] = str(merged["api_key"]).strip() or None
     return Settings(**merged)
 
 

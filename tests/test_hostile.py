@@ -355,3 +355,32 @@ def test_a_key_echoed_by_the_server_is_redacted(tmp_path: Path) -> None:
     for text in (report_text(rep), report_text(report()), error_text(info.value),
                  info.value.body):
         assert SECRET not in text
+
+
+# --- 4. a key read from a file, redirects, the simulator's key --------------------------------
+
+
+def test_a_key_with_surrounding_whitespace_is_stripped(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    with LocalServer(lambda body: "refund") as server:
+        out = pd.Series(["a"]).llm.annotate(model="m", base_url=server.base_url,
+                                            api_key=f"  {SECRET}\n", cache=False, progress=False)
+        monkeypatch.setenv("OPENAI_API_KEY", f"{SECRET}\r\n")
+        again = pd.Series(["b"]).llm.annotate(model="m", base_url=server.base_url,
+                                              cache=False, progress=False)
+        sent = [h["Authorization"] for h in server.headers]
+    assert out.tolist() == again.tolist() == ["refund"]
+    assert sent == [f"Bearer {SECRET}"] * 2
+
+
+@pytest.mark.parametrize("key", [f"{SECRET[:6]}\n{SECRET[6:]}", f"{SECRET} extra",
+                                 f"\u201c{SECRET}\u201d"], ids=["newline", "space", "quotes"])
+def test_a_key_with_inner_control_characters_is_a_config_error(key: str) -> None:
+    with LocalServer(lambda body: "refund") as server:
+        with pytest.raises(pla.ConfigError) as info:
+            pd.Series(["a"]).llm.annotate(model="m", base_url=server.base_url, api_key=key,
+                                          cache=False, progress=False)
+        assert server.requests == 0
+    assert "api_key" in str(info.value)
+    assert SECRET not in error_text(info.value)
+    assert SECRET[6:] not in error_text(info.value)
