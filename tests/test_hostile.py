@@ -30,7 +30,7 @@ from helpers.hostile import (
     sse_event,
     sse_response,
 )
-from helpers.local_server import LocalServer, user_text
+from helpers.local_server import LocalServer, completion, user_text
 
 import pandas_llm_annotate as pla
 from pandas_llm_annotate.config import Settings
@@ -384,3 +384,33 @@ def test_a_key_with_inner_control_characters_is_a_config_error(key: str) -> None
     assert "api_key" in str(info.value)
     assert SECRET not in error_text(info.value)
     assert SECRET[6:] not in error_text(info.value)
+
+
+async def _get_answer(request: web.Request) -> web.StreamResponse:
+    """What a GET to the redirect's target answers: a plausible completion."""
+    return web.json_response(completion("refund"))
+
+
+@pytest.mark.parametrize(("status", "password"),
+                         [(301, False), (302, False), (307, False), (308, False), (302, True)])
+def test_a_redirect_is_refused_naming_the_location(tmp_path: Path, status: int,
+                                                   password: bool) -> None:
+    def moved(body: dict[str, Any]) -> web.Response:
+        return web.Response(status=status, headers={"Location": location})
+
+    with LocalServer(moved, get=_get_answer) as server:
+        target = with_password(server.base_url) if password else server.base_url
+        location = f"{target}/v2/chat/completions?key={SECRET}"
+        with pytest.raises(pla.AnnotateError) as info:
+            pd.DataFrame({"text": ["a", "b", "c"]}).llm.annotate(
+                "text", labels=LABELS, model="m", base_url=server.base_url, api_key=SECRET,
+                max_concurrency=1, cache=tmp_path, progress=False)
+        gets, posts = server.gets, server.requests
+    assert (gets, posts) == (0, 1)  # nothing followed, the run stopped at the first
+    message = str(info.value)
+    assert f"HTTP {status}" in message
+    shown = server.base_url.replace("http://", "http://***@") if password else server.base_url
+    assert f"{shown}/v2/chat/completions" in message  # the Location
+    assert "base_url" in message
+    assert SECRET not in error_text(info.value) and PASSWORD not in error_text(info.value)
+    assert report().status == "failed"

@@ -91,8 +91,8 @@ class Transport:
             body = {**body, "stream": True, "stream_options": {"include_usage": True}}
         start = time.perf_counter()
         try:
-            async with self._session.post(self.url, json=body) as resp:
-                if resp.status >= 400:
+            async with self._session.post(self.url, json=body, allow_redirects=False) as resp:
+                if resp.status >= 300:
                     raw, _ = await _read_capped(resp, ERROR_BODY_BYTES)
                     text = raw.decode("utf-8", errors="replace")
                     raise error_for_status(resp.status, text, dict(resp.headers),
