@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 from .errors import ConfigError, UnknownSetting
+from .redact import has_credentials, redact_url
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 ENV_VARS = {
@@ -25,7 +26,8 @@ EmbedderSpec = str | Path | Callable[[list[str]], Any]  # model name, local path
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    """Everything a run needs besides the data. The API key never shows in `repr`."""
+    """Everything a run needs besides the data. The API key and the password of
+    `base_url` never show in `repr`."""
 
     model: str | None = None
     base_url: str = OPENAI_BASE_URL
@@ -36,6 +38,7 @@ class Settings:
     temperature: float = 0.0
     max_tokens: int | None = None
     max_chunk_tokens: int = 1000
+    max_response_bytes: int = 4 * 1024 * 1024  # per answer, decompressed: more is malformed
     cache: bool | str | Path = True
     cache_namespace: str | None = None  # the server identity in cache keys (pipeline/identity)
     stream: bool = False
@@ -50,7 +53,8 @@ class Settings:
 
     def __repr__(self) -> str:
         shown = ", ".join(
-            f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr
+            f"{f.name}={redact_url(repr(getattr(self, f.name)))}"
+            for f in dataclasses.fields(self) if f.repr
         )
         key = "set" if self.api_key else "unset"
         return f"Settings({shown}, api_key=<{key}>)"
@@ -67,7 +71,15 @@ class Settings:
             )
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(
-                f"base_url must start with http:// or https://, got {self.base_url!r}."
+                f"base_url must start with http:// or https://, got {redact_url(self.base_url)!r}."
+            )
+        _check_key(self.api_key)
+        if self.api_key and has_credentials(self.base_url):
+            raise ConfigError(
+                f"base_url carries a user name and password ({redact_url(self.base_url)}) and "
+                "api_key is set too, but a request has one Authorization header. Keep one: "
+                "remove the credentials from base_url, or unset api_key "
+                "(configure(api_key=None), OPENAI_API_KEY)."
             )
         if self.base_url.rstrip("/") == OPENAI_BASE_URL and not self.api_key:
             raise ConfigError(
@@ -75,7 +87,7 @@ class Settings:
                 "pandas_llm_annotate.configure(api_key=...) or set OPENAI_API_KEY. For a local "
                 "server (vLLM, llama.cpp, the bundled simulator) set base_url=... instead."
             )
-        for name in ("max_concurrency", "max_chunk_tokens"):
+        for name in ("max_concurrency", "max_chunk_tokens", "max_response_bytes"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}.")
         if self.max_retries < 0 or self.timeout <= 0:
@@ -115,6 +127,17 @@ class Settings:
         return self
 
 
+def _check_key(key: str | None) -> None:
+    """A key is sent in a header: printable ASCII, no spaces (never shown in the message)."""
+    for i, char in enumerate(key or ""):
+        if not "!" <= char <= "~":
+            raise ConfigError(
+                f"api_key has {char!r} at position {i}: a key is printable ASCII without "
+                "spaces. Read from a file or pasted with quotes? Pass the key alone, e.g. "
+                "api_key=Path('key.txt').read_text().strip()."
+            )
+
+
 _FIELDS = tuple(f.name for f in dataclasses.fields(Settings))
 _configured: dict[str, Any] = {}
 
@@ -151,7 +174,9 @@ def resolve(**overrides: Any) -> Settings:
     merged.update(_configured)
     merged.update({k: v for k, v in overrides.items() if v is not None})
     if "base_url" in merged:
-        merged["base_url"] = str(merged["base_url"]).rstrip("/")
+        merged["base_url"] = str(merged["base_url"]).strip().rstrip("/")
+    if "api_key" in merged:  # a key read from a file often ends with a newline
+        merged["api_key"] = str(merged["api_key"]).strip() or None
     return Settings(**merged)
 
 
@@ -170,6 +195,7 @@ class Options(TypedDict, total=False):
     temperature: float
     max_tokens: int
     max_chunk_tokens: int
+    max_response_bytes: int
     cache: bool | str | Path
     cache_namespace: str
     stream: bool

@@ -16,6 +16,7 @@ AnnotateError
         ├── BadRequestError        400, 422
         ├── AuthenticationError    401, 403: stops the whole run
         ├── NotFoundError          404: stops the whole run
+        │   └── RedirectError      3xx: the API is not at base_url; stops the whole run
         ├── RateLimitError         429
         └── ServerError            408, 409, 5xx and anything else
 ```
@@ -26,6 +27,9 @@ Messages say what to do next. None of them ever contains the API key.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import urljoin, urlsplit
+
+_ENDPOINT = "/chat/completions"
 
 
 class AnnotateError(Exception):
@@ -111,6 +115,10 @@ class NotFoundError(APIError):
     retryable = False
 
 
+class RedirectError(NotFoundError):
+    """3xx: the API is not at `base_url` (a POST is never redirected); stops the run."""
+
+
 class RateLimitError(APIError):
     """429: slow down; the headers say for how long."""
 
@@ -131,6 +139,8 @@ def error_for_status(
             "or set OPENAI_API_KEY.",
             status=status, body=body, headers=headers,
         )
+    if 300 <= status < 400:
+        return _redirect(status, body, headers, url)
     if status == 404:
         return NotFoundError(
             f"HTTP 404 from {url}: {detail}. Check the model name (model=...) and that "
@@ -147,6 +157,27 @@ def error_for_status(
         )
     return ServerError(
         f"HTTP {status} from {url}: {detail}", status=status, body=body, headers=headers
+    )
+
+
+def _redirect(status: int, body: str, headers: Mapping[str, str], url: str) -> RedirectError:
+    """A 3xx: the message names where the server points, and the base_url that may fit."""
+    raw = str(headers.get("Location", ""))[:500]
+    target, advice = "redirects (no Location)", ""
+    if raw:
+        try:
+            location = urlsplit(urljoin(url, raw))
+        except ValueError:  # e.g. a broken IPv6 host: shown as sent
+            target = f"redirects to {raw!r}"
+        else:
+            target = f"redirects to {location.geturl()!r}"
+            if location.path.endswith(_ENDPOINT):
+                root = location._replace(path=location.path[: -len(_ENDPOINT)], query="")
+                advice = f" (base_url={root.geturl()!r}?)"
+    return RedirectError(
+        f"HTTP {status} from {url}: the server {target}. A request is not followed (its "
+        f"body would be lost or sent elsewhere): set base_url to where the API is{advice}.",
+        status=status, body=body, headers=headers,
     )
 
 

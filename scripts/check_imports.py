@@ -26,7 +26,7 @@ LAYERS = [
     {"semantic", "tasks"},
     {"dispatch"},
     {"protocol", "ratelimit", "report"},
-    {"config", "errors", "sync", "text"},
+    {"config", "errors", "redact", "sync", "text"},
 ]
 
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 from aiohttp import web
+from helpers.checks import closed_port, error_text, report
 from helpers.expected import SECRET, sim_answer
 from helpers.local_server import LocalServer, user_text
 
@@ -26,24 +25,6 @@ LABELS = ["card_lost", "card_arrival", "refund", "other"]
 
 def texts(n: int) -> pd.DataFrame:
     return pd.DataFrame({"text": [f"I lost my card, case {i}" for i in range(n)]})
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def error_text(exc: BaseException) -> str:
-    """Everything a user could see of an exception: str, repr and the full traceback."""
-    return "\n".join([str(exc), repr(exc), *traceback.format_exception(exc)])
-
-
-def report() -> pla.Report:
-    rep = pla.last_report()
-    assert rep is not None
-    return rep
 
 
 # --- 7. a wrong key ------------------------------------------------------------------

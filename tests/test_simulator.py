@@ -507,6 +507,21 @@ def test_subprocess_mode() -> None:
     run(main)
 
 
+def test_subprocess_takes_its_key_from_the_environment_not_argv() -> None:
+    key = "sk-sim-key-not-on-the-command-line"
+
+    async def main() -> None:
+        with serve(subprocess=True, latency=0.01, api_key=key) as sim:
+            cmdline = Path(f"/proc/{sim.pid}/cmdline").read_bytes()
+            async with aiohttp.ClientSession() as s:
+                assert (await post(s, sim, body("x")))[0] == 401
+                auth = {"Authorization": f"Bearer {key}"}
+                assert (await post(s, sim, body("shipping is late"), auth))[0] == 200
+        assert key.encode() not in cmdline and b"--api-key" not in cmdline
+
+    run(main)
+
+
 def test_cli_refuses_remote_host() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pandas_llm_annotate.simulator", "--host", "192.0.2.1"],

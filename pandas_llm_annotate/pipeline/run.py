@@ -113,7 +113,8 @@ class Run:
         k = builder.rows_per_request(s.rows_per_request, todo, limits.token_capacity)
         self.metrics.rows_per_request_target = k
         transport = Transport(s.base_url, api_key=s.api_key, timeout=s.timeout,
-                              max_connections=s.max_concurrency)
+                              max_connections=s.max_concurrency,
+                              max_response_bytes=s.max_response_bytes)
         structured_answers = s.structured and (self.task.labels is not None or self.packed)
 
         async def send(body: dict[str, object]) -> Completion:

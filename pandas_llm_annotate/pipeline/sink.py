@@ -20,11 +20,13 @@ if TYPE_CHECKING:
     from ..semantic.stage import Hit
 
 Job = tuple[str, ...]
+RAW_PREVIEW_CHARS = 500  # of a refused answer, kept for the report's failures
 Listener = Callable[[str, "str | None"], None]  # (piece key, answer or None if it failed)
 
 
 class AnswerSink:
-    """`answers[key]`: valid answers; `failed[key]`: (reason, raw answer or None)."""
+    """`answers[key]`: valid answers; `failed[key]`: (reason, the raw answer's first
+    `RAW_PREVIEW_CHARS`, "…" when cut, or None)."""
 
     def __init__(self, task: Task, pieces: Pieces, metrics: Metrics, *, namespace: str,
                  packed: bool) -> None:
@@ -87,7 +89,8 @@ class AnswerSink:
     def _record(self, key: str, raw: str) -> None:
         answer = self.task.valid(raw)
         if answer is None:
-            self.failed[key] = (self.task.invalid_reason, raw)
+            cut = raw[:RAW_PREVIEW_CHARS] + "…" if len(raw) > RAW_PREVIEW_CHARS else raw
+            self.failed[key] = (self.task.invalid_reason, cut)
         else:
             self.answers[key] = answer
             if self.cache is not None:

@@ -1,58 +1,60 @@
 """Transport: sends one chat completion over a pooled aiohttp session, nothing more.
 
 No retries, limits or caching here. aiohttp's errors become the package's own at
-this boundary (see `errors.py`).
+this boundary (see `errors.py`). Every byte read is bounded: an answer by
+`max_response_bytes` (counted after decompression, so a gzip bomb stops at the cap),
+a stream line by `SSE_LINE_BYTES`, an error body by `ERROR_BODY_BYTES`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
 
 from ..errors import (
+    APIError,
     ConnectError,
     ConnectionLost,
     MalformedResponse,
     ReadTimeout,
+    RequestError,
     TransportError,
     error_for_status,
 )
+from ..redact import redact, redact_url
+from .answer import Completion as Completion  # re-exported: the answer type of `complete`
+from .answer import EventStream, parse_json
 
-
-@dataclass(frozen=True)
-class Completion:
-    """One successful answer."""
-
-    content: str
-    latency: float
-    ttft: float | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+CHUNK_BYTES = 64 * 1024  # read at a time: aiohttp inflates no more than this ahead
+ERROR_BODY_BYTES = 64 * 1024  # of an error body: enough for its message
+SSE_LINE_BYTES = 1024 * 1024  # one server-sent event line
 
 
 class Transport:
     """One `aiohttp.ClientSession` with a keep-alive pool, used as an async context manager."""
 
     def __init__(
-        self, base_url: str, *, api_key: str | None, timeout: float, max_connections: int
+        self, base_url: str, *, api_key: str | None, timeout: float, max_connections: int,
+        max_response_bytes: int,
     ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
+        self.shown_url = redact_url(self.url)  # for messages: no user name or password
+        self._api_key = api_key
         self._headers = {"Content-Type": "application/json"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_connections = max_connections
+        self._max_bytes = max_response_bytes
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
-        return f"Transport(url={self.url!r})"
+        return f"Transport(url={self.shown_url!r})"
 
     async def __aenter__(self) -> Transport:
         connector = aiohttp.TCPConnector(
@@ -69,94 +71,102 @@ class Transport:
             self._session = None
 
     async def complete(self, body: dict[str, Any], *, stream: bool = False) -> Completion:
-        """POST one request; return its answer or raise a `RequestError`."""
+        """POST one request; return its answer or raise a `RequestError`, whose message,
+        body and headers show neither the API key (a server may echo it) nor the URL's
+        password."""
+        try:
+            return await self._complete(body, stream)
+        except RequestError as exc:
+            exc.args = tuple(redact(a, self._api_key) if isinstance(a, str) else a
+                             for a in exc.args)
+            if isinstance(exc, APIError):
+                exc.body = redact(exc.body, self._api_key)
+                exc.headers = {k: redact(v, self._api_key) for k, v in exc.headers.items()}
+            raise
+
+    async def _complete(self, body: dict[str, Any], stream: bool) -> Completion:
         if self._session is None:
             raise RuntimeError("Transport used outside `async with`.")
         if stream:
             body = {**body, "stream": True, "stream_options": {"include_usage": True}}
         start = time.perf_counter()
         try:
-            async with self._session.post(self.url, json=body) as resp:
-                if resp.status >= 400:
-                    text = await resp.text(errors="replace")
-                    raise error_for_status(resp.status, text, dict(resp.headers), self.url)
+            async with self._session.post(self.url, json=body, allow_redirects=False) as resp:
+                if resp.status >= 300:
+                    raw, _ = await _read_capped(resp, ERROR_BODY_BYTES)
+                    text = raw.decode("utf-8", errors="replace")
+                    raise error_for_status(resp.status, text, dict(resp.headers),
+                                           self.shown_url)
                 headers = dict(resp.headers)
                 if stream:
-                    return await _read_sse(resp, start, headers)
-                raw = await resp.read()
+                    answer = EventStream(start)
+                    async with contextlib.aclosing(_lines(resp, self._max_bytes)) as lines:
+                        async for line in lines:
+                            if answer.feed(line):
+                                break
+                    return answer.completion(headers)
+                raw, more = await _read_capped(resp, self._max_bytes)
+                if more:
+                    raise _too_big(self._max_bytes)
         except asyncio.TimeoutError as exc:
             raise ReadTimeout(
-                f"No answer from {self.url} within {self._timeout.total} s. A slow or busy "
+                f"No answer from {self.shown_url} within {self._timeout.total} s. A slow or busy "
                 "server: raise timeout= or lower max_concurrency=.",
                 elapsed=time.perf_counter() - start,
             ) from exc
         except aiohttp.ClientConnectorError as exc:
             raise ConnectError(
-                f"Cannot reach {self.url} ({exc.os_error or exc}). Is the server running and "
+                f"Cannot reach {self.shown_url} ({exc.os_error or exc}). Is the server running and "
                 "base_url right?"
             ) from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
                 aiohttp.ClientOSError) as exc:
-            raise ConnectionLost(f"Connection to {self.url} dropped: {exc!r}") from exc
+            raise ConnectionLost(f"Connection to {self.shown_url} dropped: {exc!r}") from exc
         except aiohttp.ClientError as exc:
-            raise TransportError(f"Request to {self.url} failed: {exc!r}") from exc
-        latency = time.perf_counter() - start
-        return _parse_json(raw, latency, headers)
+            raise TransportError(f"Request to {self.shown_url} failed: {exc!r}") from exc
+        return parse_json(raw, time.perf_counter() - start, headers)
 
 
-def _parse_json(raw: bytes, latency: float, headers: Mapping[str, str]) -> Completion:
-    try:
-        data = json.loads(raw)
-        content = data["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise MalformedResponse(f"Unexpected answer body: {raw[:200]!r}") from exc
-    if not isinstance(content, str):
-        raise MalformedResponse(f"The answer has no text content: {raw[:200]!r}")
-    usage = data.get("usage") or {}
-    return Completion(
-        content=content,
-        latency=latency,
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
-        headers=headers,
-    )
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
+    """The body's first `cap` bytes (decompressed), and whether more followed. A body
+    read only in part closes its connection (never returned to the pool)."""
+    parts: list[bytes] = []
+    size = 0
+    while size <= cap:
+        block = await resp.content.read(min(CHUNK_BYTES, cap + 1 - size))
+        if not block:
+            return b"".join(parts), False
+        parts.append(block)
+        size += len(block)
+    resp.close()
+    return b"".join(parts)[:cap], True
 
 
-async def _read_sse(
-    resp: aiohttp.ClientResponse, start: float, headers: Mapping[str, str]
-) -> Completion:
-    """Read an OpenAI server-sent-event stream up to `data: [DONE]`."""
-    parts: list[str] = []
-    ttft: float | None = None
-    usage: dict[str, Any] = {}
-    done = finished = False
-    async for line in resp.content:
-        if not line.startswith(b"data:"):
-            continue
-        payload = line[5:].strip()
-        if payload == b"[DONE]":
-            done = True
-            break
-        try:
-            chunk = json.loads(payload)
-            choices = chunk.get("choices") or []
-            usage = chunk.get("usage") or usage
-        except (ValueError, AttributeError) as exc:
-            raise MalformedResponse(f"Bad stream event: {payload[:200]!r}") from exc
-        for choice in choices:
-            delta = (choice.get("delta") or {}).get("content")
-            if delta:
-                if ttft is None:
-                    ttft = time.perf_counter() - start
-                parts.append(delta)
-            finished = finished or bool(choice.get("finish_reason"))
-    if not (done or finished):
-        raise ConnectionLost("The stream ended before the answer was complete.")
-    return Completion(
-        content="".join(parts),
-        latency=time.perf_counter() - start,
-        ttft=ttft,
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
-        headers=headers,
+async def _lines(resp: aiohttp.ClientResponse, cap: int) -> AsyncGenerator[bytes, None]:
+    """The body's lines, at most `cap` bytes in all and `SSE_LINE_BYTES` each."""
+    pending = b""
+    total = 0
+    while block := await resp.content.read(CHUNK_BYTES):
+        total += len(block)
+        if total > cap:
+            resp.close()
+            raise _too_big(cap)
+        *lines, pending = (pending + block).split(b"\n")
+        for line in lines:
+            yield line
+        if len(pending) > SSE_LINE_BYTES:
+            resp.close()
+            raise MalformedResponse(
+                f"A stream line is over {SSE_LINE_BYTES:,} bytes: not an OpenAI event stream. "
+                "Check that base_url points at an OpenAI-compatible API, or set stream=False."
+            )
+    if pending:
+        yield pending
+
+
+def _too_big(cap: int) -> MalformedResponse:
+    return MalformedResponse(
+        f"The answer is over max_response_bytes={cap} bytes (after decompression). "
+        "Raise max_response_bytes= if answers are really that long; else the server is "
+        "misbehaving (check base_url)."
     )

@@ -1,7 +1,9 @@
 """CLI: ``python -m pandas_llm_annotate.simulator [--port 8000] ...``.
 
 Prints ``listening on http://HOST:PORT/v1`` once bound, then serves until
-SIGINT/SIGTERM.  Binds loopback only unless ``--allow-remote``.
+SIGINT/SIGTERM.  Binds loopback only unless ``--allow-remote``.  Requires the API
+key in ``$LLM_ANNOTATE_SIMULATOR_API_KEY`` when that is set (never on the command
+line, where ``ps`` shows it).
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
-from .config import FAULT_KINDS, SimulatorConfig, check_host
+from .config import API_KEY_ENV, FAULT_KINDS, SimulatorConfig, check_host
 from .server import base_url, start_site
 
 
@@ -39,7 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hang", type=float, default=30.0, help="hang fault seconds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-rate-headers", action="store_true")
-    p.add_argument("--api-key", default=None)
     p.add_argument("--models", default=None, help="comma-separated allowed models")
     p.add_argument("--allow-remote", action="store_true", help="allow non-loopback")
     return p
@@ -65,7 +67,7 @@ def config_from_args(ns: argparse.Namespace) -> SimulatorConfig:
         hang=ns.hang,
         seed=ns.seed,
         rate_headers=not ns.no_rate_headers,
-        api_key=ns.api_key,
+        api_key=os.environ.get(API_KEY_ENV) or None,
         models=models,
     )
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["FAULT_KINDS", "SimulatorConfig", "check_host"]
+__all__ = ["API_KEY_ENV", "FAULT_KINDS", "SimulatorConfig", "check_host"]
+
+#: The key the CLI requires, read from the environment (argv shows in `ps`).
+API_KEY_ENV = "LLM_ANNOTATE_SIMULATOR_API_KEY"
 
 #: Fault kinds, in the order the RNG picks from.
 FAULT_KINDS: tuple[str, ...] = ("error", "reset", "hang", "malformed")
@@ -39,7 +42,7 @@ class SimulatorConfig:
     hang: float = 30.0
     seed: int = 0
     rate_headers: bool = True
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     models: Sequence[str] | None = None
 
     def __post_init__(self) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .config import SimulatorConfig, check_host
+from .config import API_KEY_ENV, SimulatorConfig, check_host
 from .server import SIMULATOR, Simulator, base_url, start_site
 
 __all__ = ["SimulatorHandle", "serve"]
@@ -151,7 +151,8 @@ def _package_root() -> str:
 
 
 def config_to_argv(config: SimulatorConfig) -> list[str]:
-    """CLI flags reproducing ``config`` (see ``__main__``)."""
+    """CLI flags reproducing ``config`` (see ``__main__``), but its key: that goes in the
+    child's environment (``API_KEY_ENV``)."""
     argv = [
         "--host", config.host,
         "--port", str(config.port),
@@ -170,8 +171,6 @@ def config_to_argv(config: SimulatorConfig) -> list[str]:
     ]  # fmt: skip
     if not config.rate_headers:
         argv.append("--no-rate-headers")
-    if config.api_key:
-        argv += ["--api-key", config.api_key]
     if config.models is not None:
         argv.append("--models=" + ",".join(config.models))
     return argv
@@ -197,6 +196,9 @@ class _ProcessHandle(SimulatorHandle):
         env = dict(os.environ)
         paths = [_package_root(), env.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+        env.pop(API_KEY_ENV, None)
+        if config.api_key:  # not in argv: `ps` shows the command line to every user
+            env[API_KEY_ENV] = config.api_key
         argv = [sys.executable, "-m", "pandas_llm_annotate.simulator"]
         # Closed in close(); a file, not a pipe, so a chatty child never blocks.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115

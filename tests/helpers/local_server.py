@@ -1,9 +1,12 @@
 """A tiny OpenAI-style server on 127.0.0.1, for answers the simulator cannot give.
 
 `LocalServer(reply)` runs a real aiohttp application on its own thread and loop.
-`reply(body)` gets the parsed JSON request body and returns either the answer
-content (a `str`, wrapped in a proper chat completion) or an `aiohttp.web.Response`
-sent as is (non-JSON bodies, error statuses...). Every request body is recorded.
+`reply(body)` gets the parsed JSON request body and returns the answer content (a
+`str`, wrapped in a proper chat completion), an `aiohttp.web.Response` sent as is
+(non-JSON bodies, error statuses...) or a `Streamer`: an async function given the
+request that writes its own answer (endless bodies, slow streams...). Every request
+body is recorded. `get`, when given, answers GET requests on any path (e.g. where a
+redirect points); `gets` counts them.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ import asyncio
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
-Reply = Callable[[dict[str, Any]], "str | web.StreamResponse"]
+Streamer = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Reply = Callable[[dict[str, Any]], "str | web.StreamResponse | Streamer"]
 
 
 def user_text(body: dict[str, Any]) -> str:
@@ -46,8 +50,10 @@ def completion(content: str, model: str = "local") -> dict[str, Any]:
 class LocalServer:
     """Use as `with LocalServer(reply) as server: ... server.base_url ...`."""
 
-    def __init__(self, reply: Reply) -> None:
+    def __init__(self, reply: Reply, *, get: Streamer | None = None) -> None:
         self.reply = reply
+        self.get = get
+        self.gets = 0
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
@@ -80,11 +86,21 @@ class LocalServer:
         out = self.reply(body)
         if isinstance(out, web.StreamResponse):
             return out
+        if callable(out):
+            return await out(request)
         return web.json_response(completion(out, body.get("model", "local")))
+
+    async def _handle_get(self, request: web.Request) -> web.StreamResponse:
+        assert self.get is not None
+        with self._lock:
+            self.gets += 1
+        return await self.get(request)
 
     async def _main(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
+        if self.get is not None:
+            app.router.add_get("/{path:.*}", self._handle_get)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
