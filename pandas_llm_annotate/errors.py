@@ -16,7 +16,7 @@ AnnotateError
         ├── BadRequestError        400, 422
         ├── AuthenticationError    401, 403: stops the whole run
         ├── NotFoundError          404: stops the whole run
-        │   └── RedirectError      3xx: the API is not at base_url; stops the whole run
+        ├── RedirectError          3xx: the API is not at base_url; stops the whole run
         ├── RateLimitError         429
         └── ServerError            408, 409, 5xx and anything else
 ```
@@ -115,8 +115,10 @@ class NotFoundError(APIError):
     retryable = False
 
 
-class RedirectError(NotFoundError):
+class RedirectError(APIError):
     """3xx: the API is not at `base_url` (a POST is never redirected); stops the run."""
+
+    retryable = False
 
 
 class RateLimitError(APIError):

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import random
 
-from ..errors import AuthenticationError, ConnectError, NotFoundError, RequestError
+from ..errors import (
+    AuthenticationError,
+    ConnectError,
+    NotFoundError,
+    RedirectError,
+    RequestError,
+)
 
 
 def backoff(attempt: int, *, base: float = 0.5, cap: float = 20.0,
@@ -17,6 +23,6 @@ def backoff(attempt: int, *, base: float = 0.5, cap: float = 20.0,
 def is_fatal(exc: RequestError, *, any_success: bool) -> bool:
     """Errors that stop the whole run: a refused key, a wrong model or URL, and an
     unreachable server before any request has succeeded."""
-    if isinstance(exc, (AuthenticationError, NotFoundError)):
+    if isinstance(exc, (AuthenticationError, NotFoundError, RedirectError)):
         return True
     return isinstance(exc, ConnectError) and not any_success
