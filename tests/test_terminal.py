@@ -14,7 +14,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from helpers.child import child_env
+
+from pandas_llm_annotate.simulator import serve
 
 pytestmark = [
     pytest.mark.slow,
@@ -22,7 +26,6 @@ pytestmark = [
                        reason="tmux is not installed (apt-get install tmux): no terminal check"),
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
 COLUMNS, LINES = 80, 24
 BAR = re.compile(r"^annotate +\d+% \|")
 
@@ -46,8 +49,7 @@ class Tmux:
         self.base = ["tmux", "-S", str(socket), "-f", os.devnull]
 
     def __call__(self, *args: str) -> str:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        env = child_env()
         env.pop("TMUX", None)  # also when the tests themselves run inside tmux
         proc = subprocess.run([*self.base, *args], capture_output=True, text=True, env=env,
                               timeout=30, check=True)
@@ -68,8 +70,11 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
 
 
 def run_in_terminal(tmux: Tmux, command: str) -> None:
+    """Run `command` in the pane, then print its exit code. The pane's shell traps
+    SIGINT so that Ctrl-C reaches the command (which gets the default action) and the
+    shell lives on to print the code."""
     tmux("new-session", "-d", "-s", "t", "-x", str(COLUMNS), "-y", str(LINES),
-         f"{command}; echo EXIT $?; sleep 600")
+         f"trap : INT; {command}; echo EXIT $?; sleep 600")
 
 
 def wait_for(tmux: Tmux, seen: Callable[[list[str]], bool], timeout: float) -> list[str]:
@@ -117,3 +122,27 @@ def test_the_bar_fits_80_columns_and_the_summary_shows_once(tmux: Tmux, tmp_path
     assert text.count("300 rows") == 1, text
     assert text.count("requests") == 1, text
     assert "Traceback" not in text
+
+
+def test_ctrl_c_on_the_command_line_ends_with_the_block_and_one_line(
+        tmux: Tmux, tmp_path: Path) -> None:
+    texts = [f"terminal {i}: I lost my card" for i in range(200)]
+    pd.DataFrame({"text": texts}).to_csv(tmp_path / "data.csv", index=False)
+    with serve(latency=0.2, jitter=0.1, seed=4) as sim:
+        run_in_terminal(tmux, f"cd {tmp_path} && {sys.executable} -m pandas_llm_annotate "
+                              "annotate data.csv -c text -l card_lost,refund,other -o out.csv "
+                              "--cache cache --max-concurrency 4 --model sim-model "
+                              f"--base-url {sim.base_url}")
+        wait_for(tmux, lambda lines: exited(lines) or any(
+            BAR.match(line) and " 0%" not in line for line in lines), 60)
+        tmux("send-keys", "-t", "t", "C-c")
+        wait_for(tmux, exited, 30)
+    everything = [line for line in tmux.pane(history=True) if line.strip()]
+    text = "\n".join(everything)
+    assert "EXIT 130" in everything, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert max(map(len, everything)) <= COLUMNS, text
+    assert not any(BAR.match(line) for line in everything), text
+    assert text.count("annotate interrupted in") == 1, text
+    assert "the same command asks only for the rest" in " ".join(text.split()), text
+    assert not (tmp_path / "out.csv").exists()
