@@ -127,9 +127,8 @@ def warn_unanswered(report: Report, job: Job) -> None:
     say(f"warning: {report.failed:,} of {report.rows:,} rows got no answer; their cells in "
         f"{job.output_column!r} are empty. The same command asks only for them again.")
     for _, row in report.failures.head(FAILURES_SHOWN).iterrows():
-        number = job.data.index.get_loc(row["index"])  # the data's rows, counted from 1
-        say(f"  row {number + 1 if isinstance(number, int) else row['index']}: "
-            f"{str(row['error'])[:160]}")
+        # The file's rows counted from 1 (the data was read with a RangeIndex).
+        say(f"  row {int(row['index']) + 1}: {str(row['error'])[:160]}")
 
 
 def fail(exc: BaseException, code: int, *, shown: bool = False) -> int:
@@ -139,8 +138,9 @@ def fail(exc: BaseException, code: int, *, shown: bool = False) -> int:
 
 
 def interrupted(options: dict[str, Any] | None) -> int:
-    cache = True if options is None else options.get("cache", True)
-    if options is None:
+    """Ctrl-C: the bar's final block has the numbers; say how to go on."""
+    cache = None if options is None else options.get("cache", True)
+    if cache is None:
         say("interrupted before the first request")
     elif cache is False:
         say("interrupted (no cache: a rerun asks for every text again)")
