@@ -21,13 +21,15 @@ if TYPE_CHECKING:
     from .report.estimate import Estimate
 
 
-def _column(df: pd.DataFrame, column: Hashable) -> pd.Series:
+def pick_column(df: pd.DataFrame, column: Hashable, where: str = "the DataFrame") -> pd.Series:
+    """`df[column]`, or a ColumnNotFoundError naming the closest columns (`where`: what
+    the frame is called in the message, e.g. a file name)."""
     if column not in df.columns:
         names = [str(c) for c in df.columns]
         close = difflib.get_close_matches(str(column), names, n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ColumnNotFoundError(
-            f"No column {column!r} in the DataFrame.{hint} Columns: {', '.join(names[:30])}"
+            f"No column {column!r} in {where}.{hint} Columns: {', '.join(names[:30])}"
             + (" …" if len(names) > 30 else "")
         )
     picked = df[column]
@@ -59,18 +61,18 @@ class DataFrameAccessor:
         `timeout`, `temperature`, `max_tokens`, `max_chunk_tokens`, `cache`, `stream`,
         `progress`) override `pandas_llm_annotate.configure(...)`.
         """
-        return api.annotate(_column(self._obj, column), prompt, labels=labels, **options)
+        return api.annotate(pick_column(self._obj, column), prompt, labels=labels, **options)
 
     async def aannotate(self, column: Hashable, prompt: str | None = None, *,
                         labels: Sequence[str] | None = None,
                         **options: Unpack[Options]) -> pd.Series:
         """Async twin of `annotate`, for code that already runs an event loop."""
-        return await api.aannotate(_column(self._obj, column), prompt, labels=labels, **options)
+        return await api.aannotate(pick_column(self._obj, column), prompt, labels=labels, **options)
 
     def estimate(self, column: Hashable, prompt: str | None = None, *,
                  labels: Sequence[str] | None = None, **options: Unpack[Options]) -> Estimate:
         """What `annotate` with the same arguments would ask and cost; sends no request."""
-        return api.estimate(_column(self._obj, column), prompt, labels=labels, **options)
+        return api.estimate(pick_column(self._obj, column), prompt, labels=labels, **options)
 
 
 @pd.api.extensions.register_series_accessor("llm")

@@ -20,7 +20,7 @@ ENV_VARS = {
     "model": "LLM_ANNOTATE_MODEL",
 }
 
-Progress = Literal["auto"] | bool
+Progress = Literal["auto", "summary"] | bool
 EmbedderSpec = str | Path | Callable[[list[str]], Any]  # model name, local path or callable
 
 
@@ -110,8 +110,9 @@ class Settings:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{name} must be positive (or None to learn it), got {value!r}.")
-        if self.progress not in ("auto", True, False):
-            raise ConfigError(f"progress must be 'auto', True or False, got {self.progress!r}.")
+        if self.progress not in ("auto", "summary", True, False):
+            raise ConfigError(
+                f"progress must be 'auto', 'summary', True or False, got {self.progress!r}.")
         sem = self.semantic
         if not isinstance(sem, bool) and not (isinstance(sem, (int, float)) and 0 < sem <= 1):
             raise ConfigError(

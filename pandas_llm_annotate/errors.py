@@ -3,7 +3,8 @@
 ```
 AnnotateError
 ├── ConfigError            bad or missing settings (model, key, URL, arguments)
-│   └── UnknownSetting     also a TypeError: a setting name that does not exist
+│   ├── UnknownSetting     also a TypeError: a setting name that does not exist
+│   └── DataFileError      a data, labels or prompt file that cannot be read or written
 ├── ColumnNotFoundError    also a KeyError: the column is not in the frame
 ├── CacheError             the cache file cannot be opened or read (the message names it)
 └── RequestError           one request failed
@@ -42,6 +43,11 @@ class ConfigError(AnnotateError, ValueError):
 
 class UnknownSetting(ConfigError, TypeError):
     """A setting (or option) name that does not exist; the message names the closest."""
+
+
+class DataFileError(ConfigError):
+    """A file of the command line (data, labels, prompt) that cannot be read or written,
+    or whose format is unknown; the message names it and says what to do."""
 
 
 class ColumnNotFoundError(AnnotateError, KeyError):

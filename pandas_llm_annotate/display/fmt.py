@@ -29,3 +29,12 @@ def fmt_cost(cost: float | None) -> str:
     if cost is None:
         return "—"
     return f"${cost:.4f}" if cost < 1 else f"${cost:,.2f}"
+
+
+def fmt_count(n: int) -> str:
+    """`950`, `9,500`, `95.0k`, `950k`, `9.5M`: a count in at most 6 characters."""
+    if n < 10_000:
+        return f"{n:,}"
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k" if n < 100_000 else f"{n // 1000}k"
+    return f"{n / 1_000_000:.1f}M" if n < 100_000_000 else f"{n // 1_000_000}M"

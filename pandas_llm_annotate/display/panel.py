@@ -17,7 +17,8 @@ import html
 from typing import Any
 
 from .fmt import fmt_cost, fmt_rate, fmt_s
-from .snapshot import Snapshot, limit_text, summary
+from .snapshot import Snapshot, limit_text
+from .text_layout import final_block
 
 COLORS = {"running": "#1976d2", "finished": "#2e7d32", "interrupted": "#ef6c00",
           "failed": "#c62828"}
@@ -25,6 +26,7 @@ SYMBOLS = {"running": "●", "finished": "✓", "interrupted": "■", "failed": 
 BAR_STYLES = {"running": "", "finished": "success", "interrupted": "warning", "failed": "danger"}
 FONT = "font-family: var(--jp-ui-font-family, system-ui, -apple-system, sans-serif);"
 MUTED = "opacity: .65;"
+TEXT_WIDTH = 100  # columns of the final panel's plain-text form
 
 
 def header_html(s: Snapshot) -> str:
@@ -115,8 +117,7 @@ class Panel:
         if final is None:
             data["text/plain"] = "annotate: live progress panel (needs ipywidgets in the front-end)"
         else:
-            data["text/plain"] = f"annotate {final.status}: {summary(final)}" + (
-                f"\n{final.message}" if final.message else "")
+            data["text/plain"] = "\n".join(final_block(final, TEXT_WIDTH))
             data["text/html"] = static_html(final)
         return data
 

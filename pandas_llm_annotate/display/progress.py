@@ -6,6 +6,7 @@ It never sits on the request path; requests only bump counters. Which view:
   (`panel.py`);
 - `progress="auto"` elsewhere: a text bar on stderr when stderr is a terminal, else
   nothing; `progress=True`: the text bar anyway (also in a kernel without ipywidgets);
+- `progress="summary"`: no live bar, only the final block on stderr (for logs);
 - `progress=False`: nothing.
 
 The last state stays on screen: after the body, the view draws once more with the
@@ -27,7 +28,7 @@ from ..report.metrics import Metrics
 from .snapshot import Meter, Snapshot, snapshot
 
 INTERVAL_S = 0.5  # at most one draw per this many seconds
-Mode = Literal["widget", "text", "none"]
+Mode = Literal["widget", "text", "summary", "none"]
 
 
 class View(Protocol):
@@ -54,9 +55,11 @@ def has_widgets() -> bool:
 
 
 def choose(progress: object) -> Mode:
-    """Which view `progress` ("auto", True, False) gets here."""
+    """Which view `progress` ("auto", "summary", True, False) gets here."""
     if progress is False or progress is None:
         return "none"
+    if progress == "summary":
+        return "summary"
     if in_notebook() and has_widgets():
         return "widget"
     if progress == "auto":
@@ -79,11 +82,11 @@ def make_view(mode: Mode, m: Metrics) -> View | None:
             return Panel(m.rows)
         except Exception:
             mode = "text"
-    if mode == "text":
+    if mode in ("text", "summary"):
         try:
             from .text_bar import TextView
 
-            return TextView(m.rows)
+            return TextView(live=mode == "text")
         except Exception:
             return None
     return None

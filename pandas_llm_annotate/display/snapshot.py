@@ -1,5 +1,5 @@
-"""What a view shows: a `Snapshot` of a run's `Metrics` at one moment, and the
-one-line texts drawn from it (the text bar's postfix, the final line)."""
+"""What a view shows: a `Snapshot` of a run's `Metrics` at one moment (the text
+bar's lines are laid out from it in `text_layout.py`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Literal
 import numpy as np
 
 from ..report.metrics import Metrics
-from .fmt import fmt_cost, fmt_rate, fmt_s
 
 RATE_WINDOW_S = 10.0  # rows/s and ETA over the last this many seconds
 LATENCY_SAMPLE = 20_000  # live percentiles over at most the last this many answers
@@ -130,30 +129,3 @@ def _fallback_message(status: str, m: Metrics, outcome: object) -> str:
 
 def limit_text(s: Snapshot) -> str:
     return f"{s.in_flight} / {s.window}" if s.window else f"{s.in_flight} / —"
-
-
-def summary(s: Snapshot) -> str:
-    """One line: the text bar's postfix and the panel's plain-text form."""
-    parts = [
-        f"{s.done:,}/{s.rows:,} rows", f"{fmt_rate(s.rate)} rows/s",
-        f"in flight {limit_text(s)}", f"p50 {fmt_s(s.p50)}", f"p95 {fmt_s(s.p95)}",
-        f"429s {s.rate_limited}", f"retries {s.retries}", f"errors {s.errors}",
-    ]
-    if s.status == "running":
-        parts.insert(2, f"ETA {fmt_s(s.eta)}")
-    if s.cost is not None:
-        parts.append(fmt_cost(s.cost))
-    return " · ".join(parts)
-
-
-def final_line(s: Snapshot) -> str:
-    """The line a finished run leaves: status, reason, and what was saved."""
-    head = f"annotate {s.status} in {fmt_s(s.elapsed)}"
-    if s.message:
-        head += f": {s.message}"
-    saved = (f"saved {s.saved_dedupe:,} calls by dedupe, {s.saved_cache:,} by cache"
-             + (f", {s.saved_semantic:,} by semantic cache" if s.saved_semantic else ""))
-    tokens = f"tokens {s.prompt_tokens:,} in / {s.completion_tokens:,} out"
-    if s.cost is not None:
-        tokens += f" ({fmt_cost(s.cost)})"
-    return f"{head}\n  {summary(s)}\n  {s.requests:,} requests; {saved}; {tokens}"
