@@ -53,6 +53,12 @@ HELP: dict[str, tuple[str, str, str | None]] = {
                  "when none is given (needs pandas-llm-annotate[semantic])", "THRESHOLD"),
     "embedder": ("cache", "for --semantic: a sentence-transformers model name or local path "
                  "(default all-MiniLM-L6-v2)", "NAME"),
+    "max_response_bytes": ("answers", "largest answer accepted, counted after decompression "
+                           "(a bigger one fails its row)", "BYTES"),
+    "cache_namespace": ("cache", "the server's identity in cache keys (default: 'local' for "
+                        "loopback servers, else the host name)", "NAME"),
+    "price": ("answers", "USD per 1M prompt and per 1M completion tokens, for the cost "
+              "(default: the model's list price where known)", "USD"),
     "progress": ("display", "the live bar on stderr (default: in a terminal; elsewhere only "
                  "the final summary); --no-progress: nothing", None),
 }
@@ -77,6 +83,7 @@ SPECIAL: dict[str, dict[str, Any]] = {
     "rows_per_request": {"type": rows_per_request},
     "semantic": {"type": float, "nargs": "?", "const": True},
     "embedder": {"type": str},
+    "price": {"type": float, "nargs": 2},
 }
 
 
