@@ -4,6 +4,7 @@ Checks of messages that need no real process call `main()` in this process."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -296,3 +297,15 @@ def test_ctrl_c_exits_130_and_the_same_command_asks_only_for_the_rest(
     assert set(second["texts"]) | first == set(texts)
     out = read(tmp_path / "out.parquet")
     assert answers(out["text_llm"]) == expected(texts + texts[:30])
+
+
+def test_estimate_prints_the_bill_and_asks_nothing(fresh_sim: SimulatorHandle,
+                                                   tmp_path: Path) -> None:
+    source = write(frame(), tmp_path / "data.csv")
+    done = run_cli("annotate", source, "-c", "text", "--labels", "a,b", "-o", "out.csv",
+                   "--estimate", "--price", "1", "2", "--cache", "cache", *server(fresh_sim),
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["requests"] == 4 and found["distinct"] == 4 and found["cost_usd"] > 0
+    assert fresh_sim.stats()["requests"] == 0 and not (tmp_path / "out.csv").exists()

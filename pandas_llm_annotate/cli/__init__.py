@@ -16,6 +16,7 @@ Messages are one `error: ...` line, never a traceback (except for a bug).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from ..accessor import pick_column
-from ..api import REPORT_ATTR, annotate, last_report
+from ..api import REPORT_ATTR, annotate, estimate, last_report
 from ..config import ENV_VARS, OPENAI_BASE_URL, resolve
 from ..display.text_bar import terminal_width
 from ..errors import AnnotateError, ConfigError
@@ -121,6 +122,16 @@ def execute(job: Job) -> int:
     return EXIT_OK
 
 
+def show_estimate(job: Job) -> int:
+    """`--estimate`: what the run would ask and cost, on stdout; no request, no output."""
+    try:
+        found = estimate(job.texts, job.prompt, labels=job.labels, **job.options)
+    except AnnotateError as exc:
+        return fail(exc, EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
+    print(json.dumps(found.to_dict(), indent=2))
+    return EXIT_OK
+
+
 def warn_unanswered(report: Report, job: Job) -> None:
     if not report.failed:
         return
@@ -161,8 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except AnnotateError as exc:
             return fail(exc, EXIT_USAGE)
         options = job.options
-        # `--estimate` (planned, issue 13) goes here: it takes the checked `job` and
-        # reports rows, distinct texts, cached answers, tokens and cost, asking nothing.
+        if args.estimate:
+            return show_estimate(job)
         return execute(job)
     except KeyboardInterrupt:
         return interrupted(options)

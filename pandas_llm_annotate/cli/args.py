@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_argument_group("data and task")
     data.add_argument("input", metavar="INPUT", help="the data file")
     data.add_argument("-c", "--column", required=True, help="the column of texts to annotate")
+    data.add_argument("--estimate", action="store_true",
+                      help="print what the run would ask and cost (JSON on stdout) and stop: "
+                           "no request, no output file")
     data.add_argument("-o", "--output", required=True, metavar="FILE",
                       help="the file to write (format by extension; replaced if it exists)")
     data.add_argument("--output-column", metavar="NAME",
