@@ -17,6 +17,7 @@ from pandas_llm_annotate.errors import (
 )
 from pandas_llm_annotate.ratelimit.bucket import Bucket
 from pandas_llm_annotate.ratelimit.headers import (
+    MAX_WAIT_S,
     go_duration,
     read_quotas,
     reset_seconds,
@@ -77,6 +78,82 @@ def test_retry_after_prefers_ms_then_seconds_then_date() -> None:
     )
     assert retry_after({"retry-after": "later"}, EPOCH) is None
     assert retry_after({}, EPOCH) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("0", 0.0), ("2.5", 2.5), ("999999", 999999.0), ("-5", None), ("nan", None),
+     ("-inf", None), ("inf", MAX_WAIT_S), ("1e309", MAX_WAIT_S), ("1e12", MAX_WAIT_S),
+     ("Fri, 31 Dec 9999 23:59:59 GMT", MAX_WAIT_S), ("Tue, 14 Nov 2023 22:00:00 GMT", 0.0),
+     ("9" * 100, None), ("", None)],
+)
+def test_retry_after_values_are_validated_and_clamped(value: str, seconds: float | None) -> None:
+    """Hostile `retry-after` values: negative and `nan` say nothing; `inf`, a far date or
+    a huge number read as a year (the scheduler then ends the run); the past is now."""
+    assert retry_after({"retry-after": value}, EPOCH) == seconds
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("0", 0.0), ("2500", 2.5), ("-5", 7.0), ("nan", 7.0), ("inf", MAX_WAIT_S),
+     ("1e300", MAX_WAIT_S), ("soon", 7.0)],
+)
+def test_retry_after_ms_values_are_validated(value: str, seconds: float) -> None:
+    """The same rules in milliseconds; an unusable one falls back to `retry-after`."""
+    assert retry_after({"retry-after-ms": value, "retry-after": "7"}, EPOCH) == seconds
+
+
+@pytest.mark.parametrize("value", ["-3", "nan", "inf", "-inf", "1e309", "x" * 100])
+def test_hostile_resets_are_ignored(value: str) -> None:
+    assert reset_seconds(value, EPOCH) is None
+
+
+@pytest.mark.parametrize("limit", ["0", "-5", "0.001", "1e-300", "nan", "inf", "0.5"])
+def test_a_limit_under_one_a_minute_or_not_finite_is_ignored(limit: str) -> None:
+    headers = {"x-ratelimit-limit-requests": limit, "x-ratelimit-remaining-requests": "0",
+               "x-ratelimit-limit-tokens": limit}
+    assert read_quotas(headers, EPOCH) == {}
+
+
+def test_remaining_is_clamped_to_zero_and_the_limit() -> None:
+    def left(value: str) -> float | None:
+        q = read_quotas({"x-ratelimit-limit-requests": "60",
+                         "x-ratelimit-remaining-requests": value}, EPOCH)
+        return q["requests"].remaining
+
+    assert left("-5") == 0 and left("-1e300") == 0
+    assert left("1e12") == 60 and left("30") == 30
+    assert left("nan") is None and left("inf") is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [openai_headers(1, -1_000_000_000, "1s", tpm=1, tleft=-5, treset="999999h"),
+     {"x-ratelimit-limit-requests": "0.001", "x-ratelimit-remaining-requests": "0",
+      "x-ratelimit-limit-tokens": "1e-300", "x-ratelimit-remaining-tokens": "0"},
+     openai_headers(1, 0, "999999999s", tpm=1, tleft=0, treset="99999h")],
+)
+def test_hostile_quota_headers_never_make_a_wait_over_a_minute(headers: dict[str, str]) -> None:
+    """Negative remaining, tiny limits, absurd resets: at worst the pace of the smallest
+    limit read (1 a minute), never a stall."""
+    lim = Limiter(max_concurrency=8)
+    assert lim.acquire(1, 0.0) == 0
+    lim.succeeded(0.1, headers, EPOCH)
+    wait = lim.acquire(5000, 0.1)
+    assert 0 <= wait <= 60.0
+    assert lim.acquire(5000, 0.1 + wait) == 0
+    assert lim.rate_limited(0.2 + wait, headers, EPOCH) <= 60.0
+
+
+def test_a_wait_over_max_wait_is_returned_but_not_taken() -> None:
+    """A daily quota (`retry-after: 999999`): the run ends (the scheduler's call), and the
+    shared limiter is not left paused for the runs after it."""
+    lim = Limiter(max_concurrency=8)
+    lim.acquire(1, 0.0)
+    assert lim.rate_limited(0.0, {"retry-after": "999999"}, EPOCH, max_wait=300) == 999999
+    assert lim.acquire(1, 0.01) == 0
+    assert lim.rate_limited(0.01, {"retry-after": "20"}, EPOCH, max_wait=300) == 20
+    assert 19.9 <= lim.acquire(1, 0.02) <= 20.1  # a wait under max_wait holds everyone
 
 
 def test_read_quotas_openai_and_anthropic() -> None:

@@ -27,7 +27,7 @@ from ..errors import (
 from ..protocol.transport import Completion
 from ..ratelimit.headers import retry_after
 from ..report.metrics import Metrics
-from .retry import backoff, is_fatal
+from .retry import backoff, is_fatal, wait_too_long
 from .waiters import waiters_for
 
 J = TypeVar("J")
@@ -59,7 +59,8 @@ class Admission(Protocol):
 
     def failed(self, now: float, *, overload: bool, timed_out: float | None = None) -> None: ...
 
-    def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float) -> float: ...
+    def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float, *,
+                     max_wait: float = ...) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ class Scheduler(Generic[J]):
     good. `reformat(request, error)` says whether the server refused the request's
     answer format and a weaker one is now chosen: the job is then prepared again
     (an identical rejected request is never resent). A fatal error (bad key, wrong
-    model, unreachable server) cancels the rest and is raised once as `FatalError`.
+    model, unreachable server, a server-named wait over `max_wait` seconds) cancels
+    the rest and is raised once as `FatalError`.
     """
 
     prepare: Callable[[J], Request[J]]
@@ -96,6 +98,7 @@ class Scheduler(Generic[J]):
     max_retries: int
     reformat: Callable[[Request[J], RequestError], bool] = lambda request, error: False
     rng: random.Random = field(default_factory=random.Random)
+    max_wait: float = math.inf  # the run's `max_wait` setting
 
     def __post_init__(self) -> None:
         self._any_success = False
@@ -174,7 +177,7 @@ class Scheduler(Generic[J]):
                 completion = await self.send(request.body)
             except RequestError as exc:
                 self.metrics.errored(rate_limited=isinstance(exc, RateLimitError))
-                delay = self._settle_error(exc)
+                asked = self._settle_error(exc)
                 self._release()
                 if self.reformat(request, exc):
                     request = self.prepare(job)
@@ -182,7 +185,10 @@ class Scheduler(Generic[J]):
                     continue
                 if is_fatal(exc, any_success=self._any_success):
                     raise FatalError(exc) from exc
-                if isinstance(exc, RateLimitError) and delay is not None \
+                if isinstance(exc, APIError) and asked is not None and asked > self.max_wait:
+                    fatal = wait_too_long(exc, asked, self.max_wait)
+                    raise FatalError(fatal) from exc
+                if isinstance(exc, RateLimitError) and self._named_wait(exc) \
                         and rate_waits < RATE_LIMIT_RETRIES:
                     rate_waits += 1  # the server told us when: that is pacing, not failure
                 elif not exc.retryable or attempt >= self.max_retries:
@@ -211,18 +217,23 @@ class Scheduler(Generic[J]):
             return self.on_answer(job, completion)
 
     def _settle_error(self, exc: RequestError) -> float | None:
-        """Tell the limiter; for a 429, the pause it set (None when the server named none)."""
+        """Tell the limiter; the wait the server asked for, if any (for a 429, also one
+        its quota headers imply)."""
         now = time.monotonic()
         if isinstance(exc, RateLimitError):
-            named = retry_after(exc.headers, time.time())
-            self.limiter.rate_limited(now, exc.headers, time.time())
-            return named
+            return self.limiter.rate_limited(now, exc.headers, time.time(),
+                                             max_wait=self.max_wait)
         overload = isinstance(exc, (ReadTimeout, ConnectionLost)) or (
             isinstance(exc, APIError) and exc.status in OVERLOAD_STATUS
         )
         elapsed = exc.elapsed if isinstance(exc, ReadTimeout) else None
         self.limiter.failed(now, overload=overload, timed_out=elapsed)
-        return None
+        return retry_after(exc.headers, time.time()) if isinstance(exc, APIError) else None
+
+    @staticmethod
+    def _named_wait(exc: RateLimitError) -> bool:
+        """The 429 named a wait."""
+        return retry_after(exc.headers, time.time()) is not None
 
     def _backoff(self, exc: RequestError, attempt: int) -> float:
         if isinstance(exc, RateLimitError):

@@ -6,7 +6,8 @@ fake clock instead of sleeping.
 
 - Token buckets for requests and tokens, learned from response headers (OpenAI
   `x-ratelimit-*`, Anthropic `anthropic-ratelimit-*`; `headers.py`, `bucket.py`).
-- A 429 pauses every sender until the reset the server names.
+- A 429 pauses every sender until the reset the server names; a pause longer than
+  the run's `max_wait` is not taken (the run ends instead).
 - An AIMD window bounds requests in flight (`window.py`): +1/window on success,
   halved on overload (503, 529, timeouts, dropped connections).
 - A timeout guard keeps a server's queue shorter than the request timeout, and
@@ -154,10 +155,16 @@ class Limiter:
             if timed_out is not None:
                 self.guard.timed_out(now, timed_out, self._busy(now))
 
-    def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float) -> float:
-        """A 429: pause every sender until the server's reset; returns the pause."""
+    def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float, *,
+                     max_wait: float = math.inf) -> float:
+        """A 429: pause every sender; returns the wait the server asked for (its
+        `retry-after`, else what its quota headers imply, else our guess).
+
+        A wait over `max_wait` is returned but not taken: the caller ends its run (a
+        quota, not pacing), and no later run inherits a pause that long."""
         with self._lock:
             self.in_flight -= 1
+            self.learned = True
             pause = retry_after(headers, now_epoch)
             quotas = self._learn(headers, now, now_epoch)
             for name, quota in quotas.items():
@@ -175,8 +182,9 @@ class Limiter:
             if pause is None:
                 pause = max((b.wait(1.0, now) for b in (self.requests, self.tokens) if b),
                             default=1.0)
+            if pause > max_wait:
+                return pause
             self.paused_until = max(self.paused_until, now + pause + self.rng.uniform(0, 0.02))
-            self.learned = True
             return pause
 
     def _guess_rate(self, now: float) -> bool:
@@ -208,9 +216,12 @@ class Limiter:
             capacity = max(1.0, rate * DEFAULT_BURST_S)
             if quota.remaining is not None and quota.reset_s is not None:
                 capacity = max(1.0, quota.remaining + quota.reset_s * rate)
+            # At most a minute's worth: with the limit at least 1/min (headers.py), no
+            # bucket makes a request wait over a minute, whatever the reset says.
+            capacity = min(capacity, quota.per_minute)
             if bucket is None:
                 # First news of this limit: what is left, less what we already sent.
-                left = quota.remaining if quota.remaining is not None else capacity
+                left = capacity if quota.remaining is None else min(capacity, quota.remaining)
                 bucket = Bucket(capacity, rate, max(0.0, left - self.in_flight), now)
             else:
                 bucket.refill(now)

@@ -82,6 +82,7 @@ class RunLimits:
         self.in_flight -= 1
         self.shared.failed(now, overload=overload, timed_out=timed_out)
 
-    def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float) -> float:
+    def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float, *,
+                     max_wait: float = math.inf) -> float:
         self.in_flight -= 1
-        return self.shared.rate_limited(now, headers, now_epoch)
+        return self.shared.rate_limited(now, headers, now_epoch, max_wait=max_wait)
