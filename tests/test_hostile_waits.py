@@ -1,10 +1,13 @@
 """Hostile rate-limit answers from a real server on 127.0.0.1: a wait of days ends the
-run with a clear error and leaves nothing paused."""
+run with a clear error and leaves nothing paused; `retry-after: 0` (or nonsense) gets
+no request storm."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +116,40 @@ def test_a_503_naming_a_wait_of_days_ends_the_run(tmp_path: Path) -> None:
         run(server.base_url, tmp_path / "c")
     assert info.value.status == 503
     assert "retry-after: 999999" in str(info.value) and "max_wait=300" in str(info.value)
+
+
+class Refusing(LocalServer):
+    """A 429 naming `wait` for every request; records when each text was asked."""
+
+    def __init__(self, wait: str) -> None:
+        super().__init__(self._reply)
+        self.wait = wait
+        self.times: dict[str, list[float]] = defaultdict(list)
+
+    def _reply(self, body: dict[str, Any]) -> web.Response:
+        self.times[user_text(body)].append(time.monotonic())
+        return web.json_response({"error": {"message": "slow down"}}, status=429,
+                                 headers={"retry-after": self.wait})
+
+
+@pytest.mark.parametrize(("wait", "rows", "retries"), [("0", 10, 3), ("-1", 2, 1), ("nan", 2, 1)])
+def test_a_retry_after_of_zero_or_nonsense_is_no_request_storm(
+        tmp_path: Path, wait: str, rows: int, retries: int) -> None:
+    """Before: 53 requests per row in under a second, then the row failed. Now such a
+    429 is a retry like any other (max_retries), and the run pauses at least MIN_PAUSE,
+    longer at each new burst. (`-1` and `nan` say nothing, as a 429 without headers:
+    the limiter also guesses a slower rate, so fewer rows keep the test short.)"""
+    df = pd.DataFrame({"text": [f"text {i}" for i in range(rows)]})
+    with Refusing(wait) as server:
+        start = time.monotonic()
+        out = df.llm.annotate("text", model="m", base_url=server.base_url,
+                              max_retries=retries, cache=str(tmp_path / "c"), progress=False)
+        took = time.monotonic() - start
+    report = pla.last_report()
+    assert out.isna().all()
+    assert report is not None and report.status == "finished" and report.failed == rows
+    per_row = {text: len(times) for text, times in server.times.items()}
+    assert per_row == dict.fromkeys(df["text"], retries + 1)
+    gaps = [b - a for times in server.times.values() for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.045
+    assert took < 10, took

@@ -23,7 +23,7 @@ from pandas_llm_annotate.ratelimit.headers import (
     reset_seconds,
     retry_after,
 )
-from pandas_llm_annotate.ratelimit.limiter import PROBE_WINDOW, Limiter
+from pandas_llm_annotate.ratelimit.limiter import MAX_FLOOR, MIN_PAUSE, PROBE_WINDOW, Limiter
 from pandas_llm_annotate.ratelimit.registry import shared_limiter
 from pandas_llm_annotate.ratelimit.run_limits import RunLimits
 from pandas_llm_annotate.ratelimit.timeout_guard import TimeoutGuard
@@ -154,6 +154,28 @@ def test_a_wait_over_max_wait_is_returned_but_not_taken() -> None:
     assert lim.acquire(1, 0.01) == 0
     assert lim.rate_limited(0.01, {"retry-after": "20"}, EPOCH, max_wait=300) == 20
     assert 19.9 <= lim.acquire(1, 0.02) <= 20.1  # a wait under max_wait holds everyone
+
+
+def test_a_zero_retry_after_is_floored_and_doubles_per_burst() -> None:
+    """`retry-after: 0` on every answer: each burst of 429s (one coming after the last
+    pause ended) pauses twice as long, up to MAX_FLOOR; an answer starts over."""
+    lim = Limiter(max_concurrency=8, rng=random.Random(0))
+    now, pauses = 0.0, []
+    for _ in range(10):
+        for _ in range(3):  # three requests of one burst, all refused
+            assert lim.acquire(1, now) == 0
+        for _ in range(3):
+            assert lim.rate_limited(now, {"retry-after": "0"}, EPOCH) == 0.0
+        pause = lim.acquire(1, now)
+        pauses.append(pause)
+        now += pause
+    expected = [min(MAX_FLOOR, MIN_PAUSE * 2 ** i) for i in range(10)]
+    assert pauses == pytest.approx(expected, abs=0.021)
+    assert lim.acquire(1, now) == 0
+    lim.succeeded(now, {}, EPOCH)
+    assert lim.acquire(1, now) == 0
+    lim.rate_limited(now, {"retry-after": "0"}, EPOCH)
+    assert lim.acquire(1, now) == pytest.approx(MIN_PAUSE, abs=0.021)
 
 
 def test_read_quotas_openai_and_anthropic() -> None:

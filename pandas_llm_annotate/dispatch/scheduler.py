@@ -26,6 +26,7 @@ from ..errors import (
 )
 from ..protocol.transport import Completion
 from ..ratelimit.headers import retry_after
+from ..ratelimit.limiter import MIN_PAUSE
 from ..report.metrics import Metrics
 from .retry import backoff, is_fatal, wait_too_long
 from .waiters import waiters_for
@@ -86,6 +87,10 @@ class Scheduler(Generic[J]):
     (an identical rejected request is never resent). A fatal error (bad key, wrong
     model, unreachable server, a server-named wait over `max_wait` seconds) cancels
     the rest and is raised once as `FatalError`.
+
+    A 429 that names a wait of at least MIN_PAUSE is pacing, not failure: it does not
+    use up `max_retries` (up to RATE_LIMIT_RETRIES of them). One that names less
+    (`retry-after: 0`) or nothing counts as a retry like any other error.
     """
 
     prepare: Callable[[J], Request[J]]
@@ -232,14 +237,16 @@ class Scheduler(Generic[J]):
 
     @staticmethod
     def _named_wait(exc: RateLimitError) -> bool:
-        """The 429 named a wait."""
-        return retry_after(exc.headers, time.time()) is not None
+        """The 429 named a wait worth honouring (not none, not `retry-after: 0`)."""
+        named = retry_after(exc.headers, time.time())
+        return named is not None and named >= MIN_PAUSE
 
     def _backoff(self, exc: RequestError, attempt: int) -> float:
         if isinstance(exc, RateLimitError):
             return 0.0  # the limiter's pause already holds every sender back
+        delay = backoff(attempt, rng=self.rng)
         if isinstance(exc, APIError):
             asked = retry_after(exc.headers, time.time())
             if asked is not None:
-                return asked
-        return backoff(attempt, rng=self.rng)
+                return max(asked, delay)  # what the server asked, and never a tight loop
+        return delay

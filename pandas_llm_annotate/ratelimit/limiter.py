@@ -6,8 +6,9 @@ fake clock instead of sleeping.
 
 - Token buckets for requests and tokens, learned from response headers (OpenAI
   `x-ratelimit-*`, Anthropic `anthropic-ratelimit-*`; `headers.py`, `bucket.py`).
-- A 429 pauses every sender until the reset the server names; a pause longer than
-  the run's `max_wait` is not taken (the run ends instead).
+- A 429 pauses every sender until the reset the server names, at least MIN_PAUSE,
+  doubling (up to MAX_FLOOR) while 429s keep coming with no answer between them; a
+  pause longer than the run's `max_wait` is not taken (the run ends instead).
 - An AIMD window bounds requests in flight (`window.py`): +1/window on success,
   halved on overload (503, 529, timeouts, dropped connections).
 - A timeout guard keeps a server's queue shorter than the request timeout, and
@@ -33,6 +34,8 @@ from .window import Window
 
 PROBE_WINDOW = 32  # requests in flight before the first answer tells us the limits
 DEFAULT_BURST_S = 1.0  # bucket depth assumed for a limit given without a reset
+MIN_PAUSE = 0.05  # the shortest pause a 429 causes, whatever it names (`retry-after: 0`)
+MAX_FLOOR = 5.0  # the floor doubles per burst of 429s with no answer between, up to this
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Limiter:
         self.in_flight = 0
         self.token_scale = 1.0  # actual prompt tokens / our estimate, learned from usage
         self._quiet_429s = 0
+        self._bursts = 0  # bursts of 429s since the last answer (a burst: one pause)
         self._guessed = False  # the requests bucket is our guess from headerless 429s
         self._recent: deque[float] = deque()  # times of recent successes
         self._runs: list[int] = []  # the caps of the runs using this limiter now
@@ -134,7 +138,7 @@ class Limiter:
             if latency is not None:
                 self.window.observe(now, latency, self.in_flight)
                 self.guard.answered(now, latency, self._busy(now))
-            self._quiet_429s = 0
+            self._quiet_429s = self._bursts = 0
             self._recent.append(now)
             if self._guessed and self.requests is not None:
                 self.requests.refill(now)
@@ -160,6 +164,9 @@ class Limiter:
         """A 429: pause every sender; returns the wait the server asked for (its
         `retry-after`, else what its quota headers imply, else our guess).
 
+        The pause taken is at least MIN_PAUSE, doubled for each new burst of 429s (one
+        that comes after the last pause ended) with no answer between them, up to
+        MAX_FLOOR: a server answering 429 with `retry-after: 0` gets no request storm.
         A wait over `max_wait` is returned but not taken: the caller ends its run (a
         quota, not pacing), and no later run inherits a pause that long."""
         with self._lock:
@@ -184,7 +191,11 @@ class Limiter:
                             default=1.0)
             if pause > max_wait:
                 return pause
-            self.paused_until = max(self.paused_until, now + pause + self.rng.uniform(0, 0.02))
+            if now >= self.paused_until:
+                self._bursts += 1
+            floor = min(MAX_FLOOR, MIN_PAUSE * 2 ** min(self._bursts - 1, 32))
+            taken = max(pause, floor) + self.rng.uniform(0, 0.02)
+            self.paused_until = max(self.paused_until, now + taken)
             return pause
 
     def _guess_rate(self, now: float) -> bool:
