@@ -568,13 +568,43 @@ def test_guard_keeps_the_last_rate_for_the_next_run() -> None:
     lim = Limiter(max_concurrency=64, timeout=4.0)
     assert lim.acquire(1, 0.0) == 0
     lim.failed(4.0, overload=False, timed_out=4.0)  # one timeout engages the guard
-    assert lim.limit == 1 and lim.acquire(1, 7.9) == math.inf  # its ghost, for one timeout
+    assert lim.guard.engaged and lim.guard.ghosts(7.9) == 1  # its ghost, for one timeout
+    assert lim.limit == PROBE_WINDOW  # no rate yet: no cap to work out (was 1: serialised)
     for i in range(16):
         assert lim.acquire(1, 8.0 + i * 0.1) == 0
         lim.succeeded(8.0 + i * 0.1 + 0.01, {}, EPOCH, latency=0.01)
     assert lim.guard.engaged and lim.limit == 20  # 10 answers/s * 4 s / 2
     lim.set_concurrency(64, timeout=4.0)  # idle: a new run, an hour later
     assert lim.limit == 20
+
+
+def test_timeouts_before_any_answer_do_not_serialise_the_retries() -> None:
+    """No answer ever: the guard has no rate to work out a cap from, so it sets none (it
+    was one in flight: ten retries of a silent server took a timeout and a ghost each)."""
+    lim = Limiter(max_concurrency=64, timeout=1.0)
+    for _ in range(10):
+        assert lim.acquire(1, 0.0) == 0
+    for _ in range(10):
+        lim.failed(1.0, overload=True, timed_out=1.0)
+    assert lim.guard.engaged and lim.guard.cap() is None
+    assert all(lim.acquire(1, 1.0) == 0 for _ in range(10))  # the retries go out together
+
+
+def test_ghosts_filling_the_window_give_a_timed_wait() -> None:
+    """Nothing in flight, the window full of ghosts: no release will wake a waiter, so
+    the wait is until the first ghost leaves (it was `math.inf`: a run that never ended)."""
+    lim = Limiter(max_concurrency=8, timeout=1.0)
+    for _ in range(8):
+        assert lim.acquire(1, 0.0) == 0
+    for _ in range(8):
+        lim.failed(1.0, overload=True, timed_out=1.0)
+    assert lim.in_flight == 0 and lim.guard.ghosts(1.0) == 8 and lim.limit == 4
+    now, waits = 1.0, []
+    while (wait := lim.acquire(1, now)) > 0:
+        waits.append(wait)
+        now += wait
+    # Ghosts leave one a second (each its 1 s share); with 3 left there is room.
+    assert waits == pytest.approx([1.0] * 5) and now == pytest.approx(6.0)
 
 
 def test_a_ghost_lasts_at_most_the_time_it_waited() -> None:

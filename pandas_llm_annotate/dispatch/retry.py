@@ -6,7 +6,14 @@ import math
 import random
 from collections.abc import Mapping
 
-from ..errors import APIError, AuthenticationError, ConnectError, NotFoundError, RequestError
+from ..errors import (
+    APIError,
+    AuthenticationError,
+    ConnectError,
+    NotFoundError,
+    ReadTimeout,
+    RequestError,
+)
 
 WAIT_HEADERS = ("retry-after-ms", "retry-after")
 
@@ -53,3 +60,15 @@ def wait_too_long(exc: APIError, asked: float, max_wait: float) -> APIError:
         f"max_wait={math.ceil(asked) + 5} to wait it out."
     )
     return type(exc)(message, status=exc.status, body=exc.body, headers=exc.headers)
+
+
+def never_answers(exc: ReadTimeout, timeouts: int) -> ReadTimeout:
+    """The error that ends a run whose server has let `timeouts` requests time out and
+    answered nothing at all: as for an unreachable server, retrying cannot help."""
+    return ReadTimeout(
+        f"{timeouts} requests in a row got no answer within the timeout, and the server "
+        "has answered nothing in this run: it accepts connections but never answers. Check "
+        "base_url and model, that the server is healthy (and has loaded the model), or "
+        f"raise timeout= if it is only slow. The last: {exc}",
+        elapsed=exc.elapsed,
+    )

@@ -20,6 +20,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from ..errors import (
     APIError,
     ConnectionLost,
+    MalformedResponse,
     RateLimitError,
     ReadTimeout,
     RequestError,
@@ -28,12 +29,13 @@ from ..protocol.transport import Completion
 from ..ratelimit.headers import retry_after
 from ..ratelimit.limiter import MIN_PAUSE
 from ..report.metrics import Metrics
-from .retry import backoff, is_fatal, wait_too_long
+from .retry import backoff, is_fatal, never_answers, wait_too_long
 from .waiters import waiters_for
 
 J = TypeVar("J")
 OVERLOAD_STATUS = {503, 529}
 RATE_LIMIT_RETRIES = 50  # 429s that named a wait are not counted against max_retries up to this
+SILENT_TIMEOUTS = 3  # timeouts before the server answered anything in this run: it never will
 
 
 class FatalError(Exception):
@@ -85,8 +87,9 @@ class Scheduler(Generic[J]):
     good. `reformat(request, error)` says whether the server refused the request's
     answer format and a weaker one is now chosen: the job is then prepared again
     (an identical rejected request is never resent). A fatal error (bad key, wrong
-    model, unreachable server, a server-named wait over `max_wait` seconds) cancels
-    the rest and is raised once as `FatalError`.
+    model, unreachable server, a server-named wait over `max_wait` seconds,
+    SILENT_TIMEOUTS timeouts before the server answered anything) cancels the rest
+    and is raised once as `FatalError`.
 
     A 429 that names a wait of at least MIN_PAUSE is pacing, not failure: it does not
     use up `max_retries` (up to RATE_LIMIT_RETRIES of them). One that names less
@@ -107,6 +110,8 @@ class Scheduler(Generic[J]):
 
     def __post_init__(self) -> None:
         self._any_success = False
+        self._any_answer = False  # the server sent anything back: an answer, an error
+        self._silent_timeouts = 0  # timeouts while it had not
         self._waiters = waiters_for(getattr(self.limiter, "shared", self.limiter))
 
     async def run(self, jobs: Iterable[J] | AsyncIterable[J]) -> None:
@@ -188,10 +193,8 @@ class Scheduler(Generic[J]):
                     request = self.prepare(job)
                     rate_waits += 1
                     continue
-                if is_fatal(exc, any_success=self._any_success):
-                    raise FatalError(exc) from exc
-                if isinstance(exc, APIError) and asked is not None and asked > self.max_wait:
-                    fatal = wait_too_long(exc, asked, self.max_wait)
+                fatal = self._fatal(exc, asked)
+                if fatal is not None:
                     raise FatalError(fatal) from exc
                 if isinstance(exc, RateLimitError) and self._named_wait(exc) \
                         and rate_waits < RATE_LIMIT_RETRIES:
@@ -208,7 +211,7 @@ class Scheduler(Generic[J]):
                 self.metrics.abandoned()
                 self._release()
                 raise
-            self._any_success = True
+            self._any_success = self._any_answer = True
             self.limiter.succeeded(
                 time.monotonic(), completion.headers, time.time(),
                 prompt_estimate=request.prompt_estimate, prompt_tokens=completion.prompt_tokens,
@@ -225,6 +228,8 @@ class Scheduler(Generic[J]):
         """Tell the limiter; the wait the server asked for, if any (for a 429, also one
         its quota headers imply)."""
         now = time.monotonic()
+        if isinstance(exc, (APIError, MalformedResponse)):
+            self._any_answer = True
         if isinstance(exc, RateLimitError):
             return self.limiter.rate_limited(now, exc.headers, time.time(),
                                              max_wait=self.max_wait)
@@ -234,6 +239,19 @@ class Scheduler(Generic[J]):
         elapsed = exc.elapsed if isinstance(exc, ReadTimeout) else None
         self.limiter.failed(now, overload=overload, timed_out=elapsed)
         return retry_after(exc.headers, time.time()) if isinstance(exc, APIError) else None
+
+    def _fatal(self, exc: RequestError, asked: float | None) -> RequestError | None:
+        """The error that ends the run, if `exc` calls for one: `retry.is_fatal`, a wait
+        over `max_wait`, or SILENT_TIMEOUTS timeouts before any answer."""
+        if is_fatal(exc, any_success=self._any_success):
+            return exc
+        if isinstance(exc, APIError) and asked is not None and asked > self.max_wait:
+            return wait_too_long(exc, asked, self.max_wait)
+        if isinstance(exc, ReadTimeout) and not self._any_answer:
+            self._silent_timeouts += 1
+            if self._silent_timeouts >= SILENT_TIMEOUTS:
+                return never_answers(exc, self._silent_timeouts)
+        return None
 
     @staticmethod
     def _named_wait(exc: RateLimitError) -> bool:

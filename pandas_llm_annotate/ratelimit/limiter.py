@@ -113,11 +113,14 @@ class Limiter:
 
     def acquire(self, cost: float, now: float, *, paced: bool = False) -> float:
         """0.0 if a request of `cost` tokens may go now (it is counted in flight and
-        charged); else the seconds to wait (`math.inf`: wait for a release)."""
+        charged); else the seconds to wait (`math.inf`: wait for a release; when ghosts
+        fill the window, until the first one leaves, as no release may come)."""
         with self._lock:
             wait = max(0.0, self.paused_until - now)
-            if wait == 0 and self._busy(now) >= self.limit_for(paced=paced):
-                return math.inf
+            limit = self.limit_for(paced=paced)
+            if wait == 0 and self._busy(now) >= limit:
+                gone = self.guard.next_gone()
+                return gone - now if gone is not None and self.in_flight < limit else math.inf
             for bucket, amount in ((self.requests, 1.0), (self.tokens, cost)):
                 if bucket is not None:
                     wait = max(wait, bucket.wait(amount, now))
