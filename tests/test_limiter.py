@@ -353,6 +353,64 @@ def test_overload_cuts_window() -> None:
     assert lim.window.limit == 32
 
 
+def drive_faults(lim: Limiter, *, fault_rate: Any, answers: int, seed: int) -> list[int]:
+    """A fake server answering every request 0.1 s later; each fails (a reset, a 500: not
+    overload by itself) with probability `fault_rate(in_flight)`. Returns the window
+    after each answer."""
+    rng = random.Random(seed)
+    now, windows = 0.0, []
+    while len(windows) < answers:
+        while lim.acquire(1, now) == 0:
+            pass
+        busy = lim.in_flight
+        now += 0.1
+        for _ in range(busy):  # a round: every request in flight ends
+            if rng.random() < fault_rate(busy):
+                lim.failed(now, overload=False, fault=True)
+            else:
+                lim.succeeded(now, {}, EPOCH)
+            windows.append(lim.window.limit)
+    return windows
+
+
+@pytest.mark.parametrize("rate", [0.05, 0.20])
+def test_random_faults_keep_the_window_near_its_cap(rate: float) -> None:
+    """Isolated faults among successes are not overload (before, each reset halved the
+    window, once a second: 20 % faults held it near 8 of 64)."""
+    lim = Limiter(max_concurrency=64)
+    windows = drive_faults(lim, fault_rate=lambda busy: rate, answers=20_000, seed=1)
+    assert min(windows[100:]) >= 32
+    assert sum(windows) / len(windows) >= 0.95 * 64
+
+
+def test_faults_that_cluster_under_load_still_cut() -> None:
+    """A server with 16 slots that resets what it cannot take: most requests fail at 64
+    in flight, so the faults cluster and the window comes down to about its capacity."""
+    lim = Limiter(max_concurrency=64)
+    windows = drive_faults(lim, fault_rate=lambda busy: max(0.0, 1 - 16 / busy),
+                           answers=20_000, seed=2)
+    tail = windows[len(windows) // 2:]
+    assert max(tail) <= 40 and sum(tail) / len(tail) <= 32
+
+
+def test_overload_and_clustered_faults_back_off_in_full() -> None:
+    lim = Limiter(max_concurrency=64)
+    for _ in range(20):
+        lim.acquire(1, 0.0)
+        lim.succeeded(0.0, {}, EPOCH)
+    lim.acquire(1, 0.0)
+    lim.failed(0.0, overload=False, fault=True)
+    assert not lim.overloaded(0.0) and lim.window.limit == 64  # isolated
+    lim.acquire(1, 0.0)
+    lim.failed(0.0, overload=True)  # a 503
+    assert lim.overloaded(0.5) and lim.window.limit == 32
+    assert not lim.overloaded(1.5)
+    for _ in range(30):
+        lim.acquire(1, 2.0)
+        lim.failed(2.0, overload=False, fault=True)
+    assert lim.overloaded(3.5) and lim.window.clustered()
+
+
 def test_shared_per_server_key_and_model() -> None:
     a = shared_limiter("http://h/v1", "k1", "m", max_concurrency=8)
     b = shared_limiter("http://h/v1", "k1", "m", max_concurrency=8)

@@ -19,7 +19,6 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from ..errors import (
     APIError,
-    ConnectionLost,
     MalformedResponse,
     RateLimitError,
     ReadTimeout,
@@ -35,6 +34,7 @@ from .waiters import waiters_for
 J = TypeVar("J")
 OVERLOAD_STATUS = {503, 529}
 RATE_LIMIT_RETRIES = 50  # 429s that named a wait are not counted against max_retries up to this
+ISOLATED_RETRY_S = 0.1  # a fault that is not overload is retried within this (jittered)
 SILENT_TIMEOUTS = 3  # timeouts before the server answered anything in this run: it never will
 
 
@@ -60,7 +60,10 @@ class Admission(Protocol):
                   prompt_estimate: int = 0, prompt_tokens: int | None = None,
                   latency: float | None = None) -> None: ...
 
-    def failed(self, now: float, *, overload: bool, timed_out: float | None = None) -> None: ...
+    def failed(self, now: float, *, overload: bool, fault: bool = False,
+               timed_out: float | None = None) -> None: ...
+
+    def overloaded(self, now: float) -> bool: ...
 
     def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float, *,
                      max_wait: float = ...) -> float: ...
@@ -233,11 +236,11 @@ class Scheduler(Generic[J]):
         if isinstance(exc, RateLimitError):
             return self.limiter.rate_limited(now, exc.headers, time.time(),
                                              max_wait=self.max_wait)
-        overload = isinstance(exc, (ReadTimeout, ConnectionLost)) or (
+        overload = isinstance(exc, ReadTimeout) or (
             isinstance(exc, APIError) and exc.status in OVERLOAD_STATUS
         )
         elapsed = exc.elapsed if isinstance(exc, ReadTimeout) else None
-        self.limiter.failed(now, overload=overload, timed_out=elapsed)
+        self.limiter.failed(now, overload=overload, fault=exc.retryable, timed_out=elapsed)
         return retry_after(exc.headers, time.time()) if isinstance(exc, APIError) else None
 
     def _fatal(self, exc: RequestError, asked: float | None) -> RequestError | None:
@@ -260,9 +263,16 @@ class Scheduler(Generic[J]):
         return named is not None and named >= MIN_PAUSE
 
     def _backoff(self, exc: RequestError, attempt: int) -> float:
+        """Full backoff while the server looks overloaded; an isolated fault among
+        successes (a reset, a 500) is retried within ISOLATED_RETRY_S, at every attempt:
+        the answers around it show the server is fine, and its worker sends nothing
+        while it waits (exponential waits made the last rows of a run wait seconds)."""
         if isinstance(exc, RateLimitError):
             return 0.0  # the limiter's pause already holds every sender back
-        delay = backoff(attempt, rng=self.rng)
+        if self.limiter.overloaded(time.monotonic()):
+            delay = backoff(attempt, rng=self.rng)
+        else:
+            delay = self.rng.uniform(0, ISOLATED_RETRY_S)
         if isinstance(exc, APIError):
             asked = retry_after(exc.headers, time.time())
             if asked is not None:

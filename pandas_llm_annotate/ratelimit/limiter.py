@@ -10,7 +10,8 @@ fake clock instead of sleeping.
   doubling (up to MAX_FLOOR) while 429s keep coming with no answer between them; a
   pause longer than the run's `max_wait` is not taken (the run ends instead).
 - An AIMD window bounds requests in flight (`window.py`): +1/window on success,
-  halved on overload (503, 529, timeouts, dropped connections).
+  halved on overload (503, 529, timeouts), and on other faults (resets, 500s, broken
+  answers) only when they cluster: isolated faults are not overload.
 - A timeout guard keeps a server's queue shorter than the request timeout, and
   counts a request that timed out as still on the server until it is likely done
   (`timeout_guard.py`).
@@ -152,15 +153,25 @@ class Limiter:
             self._learn(headers, now, now_epoch)
             self.learned = True
 
-    def failed(self, now: float, *, overload: bool, timed_out: float | None = None) -> None:
-        """A request ended without an answer; `overload` errors halve the window;
-        `timed_out`: it had waited that many seconds for an answer in vain."""
+    def failed(self, now: float, *, overload: bool, fault: bool = False,
+               timed_out: float | None = None) -> None:
+        """A request ended without an answer: `overload` (503, 529, a timeout) halves the
+        window; a `fault` (a reset, a 500, a broken answer) only when faults cluster;
+        neither (cancelled, a 400): no signal. `timed_out`: it had waited that many
+        seconds for an answer in vain."""
         with self._lock:
             self.in_flight -= 1
-            if overload:
-                self.window.cut(now)
+            if overload or fault:
+                self.window.fault(now, overload=overload)
             if timed_out is not None:
                 self.guard.timed_out(now, timed_out, self._busy(now))
+
+    def overloaded(self, now: float) -> bool:
+        """Faults cluster, or the window was cut in the last cooldown: retries back off
+        in full. Otherwise a fault is isolated and its retry need not wait long."""
+        with self._lock:
+            recent_cut = now - self.window.cut_at < self.window.cooldown_s
+            return recent_cut or self.window.clustered()
 
     def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float, *,
                      max_wait: float = math.inf) -> float:
