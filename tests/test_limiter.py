@@ -176,6 +176,11 @@ def test_a_zero_retry_after_is_floored_and_doubles_per_burst() -> None:
     assert lim.acquire(1, now) == 0
     lim.rate_limited(now, {"retry-after": "0"}, EPOCH)
     assert lim.acquire(1, now) == pytest.approx(MIN_PAUSE, abs=0.021)
+    for _ in range(8):  # a floor never outgrows the run's max_wait
+        now += 10
+        lim.acquire(1, now)
+        lim.rate_limited(now, {"retry-after": "0"}, EPOCH, max_wait=0.5)
+    assert lim.acquire(1, now) == pytest.approx(0.5, abs=0.021)
 
 
 def test_read_quotas_openai_and_anthropic() -> None:

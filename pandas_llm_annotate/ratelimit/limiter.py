@@ -180,7 +180,8 @@ class Limiter:
 
         The pause taken is at least MIN_PAUSE, doubled for each new burst of 429s (one
         that comes after the last pause ended) with no answer between them, up to
-        MAX_FLOOR: a server answering 429 with `retry-after: 0` gets no request storm.
+        MAX_FLOOR (and `max_wait`): a server answering 429 with `retry-after: 0` gets no
+        request storm.
         A wait over `max_wait` is returned but not taken: the caller ends its run (a
         quota, not pacing), and no later run inherits a pause that long."""
         with self._lock:
@@ -208,7 +209,7 @@ class Limiter:
             if now >= self.paused_until:
                 self._bursts += 1
             floor = min(MAX_FLOOR, MIN_PAUSE * 2 ** min(self._bursts - 1, 32))
-            taken = max(pause, floor) + self.rng.uniform(0, 0.02)
+            taken = min(max(pause, floor), max_wait) + self.rng.uniform(0, 0.02)
             self.paused_until = max(self.paused_until, now + taken)
             return pause
 
