@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from benchmarks.child import OFFLINE_ENV
 from benchmarks.results import RESULTS, Scenario, write
-from benchmarks.scenarios import core, memory, overhead, queue, rpm
+from benchmarks.scenarios import core, faults, memory, overhead, queue, rpm
 
 SCENARIOS: dict[str, Callable[[bool], Scenario]] = {
     "core": core.run,
@@ -20,6 +20,7 @@ SCENARIOS: dict[str, Callable[[bool], Scenario]] = {
     "queue": queue.run,
     "overhead": overhead.run,
     "memory": memory.run,
+    "faults": faults.run,
 }
 
 

@@ -58,8 +58,8 @@ class DataFrameAccessor:
 
         Missing cells (NaN, None, empty) give NaN. Each distinct text is asked once and
         cached. Options (`model`, `base_url`, `api_key`, `max_concurrency`, `max_retries`,
-        `timeout`, `temperature`, `max_tokens`, `max_chunk_tokens`, `cache`, `stream`,
-        `progress`) override `pandas_llm_annotate.configure(...)`.
+        `timeout`, `max_wait`, `temperature`, `max_tokens`, `max_chunk_tokens`, `cache`,
+        `stream`, `progress`) override `pandas_llm_annotate.configure(...)`.
         """
         return api.annotate(pick_column(self._obj, column), prompt, labels=labels, **options)
 

@@ -35,6 +35,7 @@ class Settings:
     max_concurrency: int = 64
     max_retries: int = 6
     timeout: float = 60.0
+    max_wait: float = 300.0  # seconds: a server-named wait longer than this ends the run
     temperature: float = 0.0
     max_tokens: int | None = None
     max_chunk_tokens: int = 1000
@@ -92,6 +93,11 @@ class Settings:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}.")
         if self.max_retries < 0 or self.timeout <= 0:
             raise ConfigError("max_retries must be >= 0 and timeout > 0.")
+        if not self.max_wait > 0:
+            raise ConfigError(
+                f"max_wait must be a number of seconds > 0 (math.inf: wait as long as the "
+                f"server asks), got {self.max_wait!r}."
+            )
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ConfigError(f"max_tokens must be at least 1, got {self.max_tokens!r}.")
         rows = self.rows_per_request
@@ -193,6 +199,7 @@ class Options(TypedDict, total=False):
     max_concurrency: int
     max_retries: int
     timeout: float
+    max_wait: float
     temperature: float
     max_tokens: int
     max_chunk_tokens: int

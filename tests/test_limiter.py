@@ -17,12 +17,13 @@ from pandas_llm_annotate.errors import (
 )
 from pandas_llm_annotate.ratelimit.bucket import Bucket
 from pandas_llm_annotate.ratelimit.headers import (
+    MAX_WAIT_S,
     go_duration,
     read_quotas,
     reset_seconds,
     retry_after,
 )
-from pandas_llm_annotate.ratelimit.limiter import PROBE_WINDOW, Limiter
+from pandas_llm_annotate.ratelimit.limiter import MAX_FLOOR, MIN_PAUSE, PROBE_WINDOW, Limiter
 from pandas_llm_annotate.ratelimit.registry import shared_limiter
 from pandas_llm_annotate.ratelimit.run_limits import RunLimits
 from pandas_llm_annotate.ratelimit.timeout_guard import TimeoutGuard
@@ -77,6 +78,109 @@ def test_retry_after_prefers_ms_then_seconds_then_date() -> None:
     )
     assert retry_after({"retry-after": "later"}, EPOCH) is None
     assert retry_after({}, EPOCH) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("0", 0.0), ("2.5", 2.5), ("999999", 999999.0), ("-5", None), ("nan", None),
+     ("-inf", None), ("inf", MAX_WAIT_S), ("1e309", MAX_WAIT_S), ("1e12", MAX_WAIT_S),
+     ("Fri, 31 Dec 9999 23:59:59 GMT", MAX_WAIT_S), ("Tue, 14 Nov 2023 22:00:00 GMT", 0.0),
+     ("9" * 100, None), ("", None)],
+)
+def test_retry_after_values_are_validated_and_clamped(value: str, seconds: float | None) -> None:
+    """Hostile `retry-after` values: negative and `nan` say nothing; `inf`, a far date or
+    a huge number read as a year (the scheduler then ends the run); the past is now."""
+    assert retry_after({"retry-after": value}, EPOCH) == seconds
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("0", 0.0), ("2500", 2.5), ("-5", 7.0), ("nan", 7.0), ("inf", MAX_WAIT_S),
+     ("1e300", MAX_WAIT_S), ("soon", 7.0)],
+)
+def test_retry_after_ms_values_are_validated(value: str, seconds: float) -> None:
+    """The same rules in milliseconds; an unusable one falls back to `retry-after`."""
+    assert retry_after({"retry-after-ms": value, "retry-after": "7"}, EPOCH) == seconds
+
+
+@pytest.mark.parametrize("value", ["-3", "nan", "inf", "-inf", "1e309", "x" * 100])
+def test_hostile_resets_are_ignored(value: str) -> None:
+    assert reset_seconds(value, EPOCH) is None
+
+
+@pytest.mark.parametrize("limit", ["0", "-5", "0.001", "1e-300", "nan", "inf", "0.5"])
+def test_a_limit_under_one_a_minute_or_not_finite_is_ignored(limit: str) -> None:
+    headers = {"x-ratelimit-limit-requests": limit, "x-ratelimit-remaining-requests": "0",
+               "x-ratelimit-limit-tokens": limit}
+    assert read_quotas(headers, EPOCH) == {}
+
+
+def test_remaining_is_clamped_to_zero_and_the_limit() -> None:
+    def left(value: str) -> float | None:
+        q = read_quotas({"x-ratelimit-limit-requests": "60",
+                         "x-ratelimit-remaining-requests": value}, EPOCH)
+        return q["requests"].remaining
+
+    assert left("-5") == 0 and left("-1e300") == 0
+    assert left("1e12") == 60 and left("30") == 30
+    assert left("nan") is None and left("inf") is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [openai_headers(1, -1_000_000_000, "1s", tpm=1, tleft=-5, treset="999999h"),
+     {"x-ratelimit-limit-requests": "0.001", "x-ratelimit-remaining-requests": "0",
+      "x-ratelimit-limit-tokens": "1e-300", "x-ratelimit-remaining-tokens": "0"},
+     openai_headers(1, 0, "999999999s", tpm=1, tleft=0, treset="99999h")],
+)
+def test_hostile_quota_headers_never_make_a_wait_over_a_minute(headers: dict[str, str]) -> None:
+    """Negative remaining, tiny limits, absurd resets: at worst the pace of the smallest
+    limit read (1 a minute), never a stall."""
+    lim = Limiter(max_concurrency=8)
+    assert lim.acquire(1, 0.0) == 0
+    lim.succeeded(0.1, headers, EPOCH)
+    wait = lim.acquire(5000, 0.1)
+    assert 0 <= wait <= 60.0
+    assert lim.acquire(5000, 0.1 + wait) == 0
+    assert lim.rate_limited(0.2 + wait, headers, EPOCH) <= 60.0
+
+
+def test_a_wait_over_max_wait_is_returned_but_not_taken() -> None:
+    """A daily quota (`retry-after: 999999`): the run ends (the scheduler's call), and the
+    shared limiter is not left paused for the runs after it."""
+    lim = Limiter(max_concurrency=8)
+    lim.acquire(1, 0.0)
+    assert lim.rate_limited(0.0, {"retry-after": "999999"}, EPOCH, max_wait=300) == 999999
+    assert lim.acquire(1, 0.01) == 0
+    assert lim.rate_limited(0.01, {"retry-after": "20"}, EPOCH, max_wait=300) == 20
+    assert 19.9 <= lim.acquire(1, 0.02) <= 20.1  # a wait under max_wait holds everyone
+
+
+def test_a_zero_retry_after_is_floored_and_doubles_per_burst() -> None:
+    """`retry-after: 0` on every answer: each burst of 429s (one coming after the last
+    pause ended) pauses twice as long, up to MAX_FLOOR; an answer starts over."""
+    lim = Limiter(max_concurrency=8, rng=random.Random(0))
+    now, pauses = 0.0, []
+    for _ in range(10):
+        for _ in range(3):  # three requests of one burst, all refused
+            assert lim.acquire(1, now) == 0
+        for _ in range(3):
+            assert lim.rate_limited(now, {"retry-after": "0"}, EPOCH) == 0.0
+        pause = lim.acquire(1, now)
+        pauses.append(pause)
+        now += pause
+    expected = [min(MAX_FLOOR, MIN_PAUSE * 2 ** i) for i in range(10)]
+    assert pauses == pytest.approx(expected, abs=0.021)
+    assert lim.acquire(1, now) == 0
+    lim.succeeded(now, {}, EPOCH)
+    assert lim.acquire(1, now) == 0
+    lim.rate_limited(now, {"retry-after": "0"}, EPOCH)
+    assert lim.acquire(1, now) == pytest.approx(MIN_PAUSE, abs=0.021)
+    for _ in range(8):  # a floor never outgrows the run's max_wait
+        now += 10
+        lim.acquire(1, now)
+        lim.rate_limited(now, {"retry-after": "0"}, EPOCH, max_wait=0.5)
+    assert lim.acquire(1, now) == pytest.approx(0.5, abs=0.021)
 
 
 def test_read_quotas_openai_and_anthropic() -> None:
@@ -252,6 +356,64 @@ def test_overload_cuts_window() -> None:
     lim.acquire(1, 1.1)
     lim.failed(1.1, overload=False)
     assert lim.window.limit == 32
+
+
+def drive_faults(lim: Limiter, *, fault_rate: Any, answers: int, seed: int) -> list[int]:
+    """A fake server answering every request 0.1 s later; each fails (a reset, a 500: not
+    overload by itself) with probability `fault_rate(in_flight)`. Returns the window
+    after each answer."""
+    rng = random.Random(seed)
+    now, windows = 0.0, []
+    while len(windows) < answers:
+        while lim.acquire(1, now) == 0:
+            pass
+        busy = lim.in_flight
+        now += 0.1
+        for _ in range(busy):  # a round: every request in flight ends
+            if rng.random() < fault_rate(busy):
+                lim.failed(now, overload=False, fault=True)
+            else:
+                lim.succeeded(now, {}, EPOCH)
+            windows.append(lim.window.limit)
+    return windows
+
+
+@pytest.mark.parametrize("rate", [0.05, 0.20])
+def test_random_faults_keep_the_window_near_its_cap(rate: float) -> None:
+    """Isolated faults among successes are not overload (before, each reset halved the
+    window, once a second: 20 % faults held it near 8 of 64)."""
+    lim = Limiter(max_concurrency=64)
+    windows = drive_faults(lim, fault_rate=lambda busy: rate, answers=20_000, seed=1)
+    assert min(windows[100:]) >= 32
+    assert sum(windows) / len(windows) >= 0.95 * 64
+
+
+def test_faults_that_cluster_under_load_still_cut() -> None:
+    """A server with 16 slots that resets what it cannot take: most requests fail at 64
+    in flight, so the faults cluster and the window comes down to about its capacity."""
+    lim = Limiter(max_concurrency=64)
+    windows = drive_faults(lim, fault_rate=lambda busy: max(0.0, 1 - 16 / busy),
+                           answers=20_000, seed=2)
+    tail = windows[len(windows) // 2:]
+    assert max(tail) <= 40 and sum(tail) / len(tail) <= 32
+
+
+def test_overload_and_clustered_faults_back_off_in_full() -> None:
+    lim = Limiter(max_concurrency=64)
+    for _ in range(20):
+        lim.acquire(1, 0.0)
+        lim.succeeded(0.0, {}, EPOCH)
+    lim.acquire(1, 0.0)
+    lim.failed(0.0, overload=False, fault=True)
+    assert not lim.overloaded(0.0) and lim.window.limit == 64  # isolated
+    lim.acquire(1, 0.0)
+    lim.failed(0.0, overload=True)  # a 503
+    assert lim.overloaded(0.5) and lim.window.limit == 32
+    assert not lim.overloaded(1.5)
+    for _ in range(30):
+        lim.acquire(1, 2.0)
+        lim.failed(2.0, overload=False, fault=True)
+    assert lim.overloaded(3.5) and lim.window.clustered()
 
 
 def test_shared_per_server_key_and_model() -> None:
@@ -469,13 +631,43 @@ def test_guard_keeps_the_last_rate_for_the_next_run() -> None:
     lim = Limiter(max_concurrency=64, timeout=4.0)
     assert lim.acquire(1, 0.0) == 0
     lim.failed(4.0, overload=False, timed_out=4.0)  # one timeout engages the guard
-    assert lim.limit == 1 and lim.acquire(1, 7.9) == pytest.approx(0.1)  # until its ghost goes
+    assert lim.guard.engaged and lim.guard.ghosts(7.9) == 1  # its ghost, for one timeout
+    assert lim.limit == PROBE_WINDOW  # no rate yet: no cap to work out (was 1: serialised)
     for i in range(16):
         assert lim.acquire(1, 8.0 + i * 0.1) == 0
         lim.succeeded(8.0 + i * 0.1 + 0.01, {}, EPOCH, latency=0.01)
     assert lim.guard.engaged and lim.limit == 20  # 10 answers/s * 4 s / 2
     lim.set_concurrency(64, timeout=4.0)  # idle: a new run, an hour later
     assert lim.limit == 20
+
+
+def test_timeouts_before_any_answer_do_not_serialise_the_retries() -> None:
+    """No answer ever: the guard has no rate to work out a cap from, so it sets none (it
+    was one in flight: ten retries of a silent server took a timeout and a ghost each)."""
+    lim = Limiter(max_concurrency=64, timeout=1.0)
+    for _ in range(10):
+        assert lim.acquire(1, 0.0) == 0
+    for _ in range(10):
+        lim.failed(1.0, overload=True, timed_out=1.0)
+    assert lim.guard.engaged and lim.guard.cap() is None
+    assert all(lim.acquire(1, 1.0) == 0 for _ in range(10))  # the retries go out together
+
+
+def test_ghosts_filling_the_window_give_a_timed_wait() -> None:
+    """Nothing in flight, the window full of ghosts: no release will wake a waiter, so
+    the wait is until the first ghost leaves (it was `math.inf`: a run that never ended)."""
+    lim = Limiter(max_concurrency=8, timeout=1.0)
+    for _ in range(8):
+        assert lim.acquire(1, 0.0) == 0
+    for _ in range(8):
+        lim.failed(1.0, overload=True, timed_out=1.0)
+    assert lim.in_flight == 0 and lim.guard.ghosts(1.0) == 8 and lim.limit == 4
+    now, waits = 1.0, []
+    while (wait := lim.acquire(1, now)) > 0:
+        waits.append(wait)
+        now += wait
+    # Ghosts leave one a second (each its 1 s share); with 3 left there is room.
+    assert waits == pytest.approx([1.0] * 5) and now == pytest.approx(6.0)
 
 
 def test_a_ghost_lasts_at_most_the_time_it_waited() -> None:

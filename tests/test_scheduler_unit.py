@@ -165,7 +165,7 @@ def test_429s_that_name_a_wait_do_not_use_up_retries() -> None:
         job = body["job"]
         sent[job] += 1
         if job == "named" and sent[job] <= 3:
-            raise RateLimitError("HTTP 429", status=429, headers={"retry-after": "0.01"})
+            raise RateLimitError("HTTP 429", status=429, headers={"retry-after": "0.1"})
         if job == "unnamed":
             raise RateLimitError("HTTP 429", status=429)
         return answer()

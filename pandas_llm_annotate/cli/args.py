@@ -38,6 +38,8 @@ HELP: dict[str, tuple[str, str, str | None]] = {
     "timeout": ("speed", "seconds per request", "SECONDS"),
     "rpm": ("speed", "requests per minute at most, for this run", "N"),
     "tpm": ("speed", "tokens per minute at most, for this run", "N"),
+    "max_wait": ("speed", "a wait the server names (retry-after) longer than this ends the run "
+                 "with the server's reason; the answers so far stay in the cache", "SECONDS"),
     "rows_per_request": ("speed", "texts per request (row packing), or 'auto'", "N|auto"),
     "temperature": ("answers", "sampling temperature", "T"),
     "max_tokens": ("answers", "tokens per answer at most (default: from the task: twice the "

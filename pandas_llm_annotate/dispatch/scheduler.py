@@ -19,20 +19,23 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from ..errors import (
     APIError,
-    ConnectionLost,
+    MalformedResponse,
     RateLimitError,
     ReadTimeout,
     RequestError,
 )
 from ..protocol.transport import Completion
 from ..ratelimit.headers import retry_after
+from ..ratelimit.limiter import MIN_PAUSE
 from ..report.metrics import Metrics
-from .retry import backoff, is_fatal
+from .retry import backoff, is_fatal, never_answers, wait_too_long
 from .waiters import waiters_for
 
 J = TypeVar("J")
 OVERLOAD_STATUS = {503, 529}
 RATE_LIMIT_RETRIES = 50  # 429s that named a wait are not counted against max_retries up to this
+ISOLATED_RETRY_S = 0.1  # a fault that is not overload is retried within this (jittered)
+SILENT_TIMEOUTS = 3  # timeouts before the server answered anything in this run: it never will
 
 
 class FatalError(Exception):
@@ -57,9 +60,13 @@ class Admission(Protocol):
                   prompt_estimate: int = 0, prompt_tokens: int | None = None,
                   latency: float | None = None) -> None: ...
 
-    def failed(self, now: float, *, overload: bool, timed_out: float | None = None) -> None: ...
+    def failed(self, now: float, *, overload: bool, fault: bool = False,
+               timed_out: float | None = None) -> None: ...
 
-    def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float) -> float: ...
+    def overloaded(self, now: float) -> bool: ...
+
+    def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float, *,
+                     max_wait: float = ...) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,13 @@ class Scheduler(Generic[J]):
     good. `reformat(request, error)` says whether the server refused the request's
     answer format and a weaker one is now chosen: the job is then prepared again
     (an identical rejected request is never resent). A fatal error (bad key, wrong
-    model, unreachable server) cancels the rest and is raised once as `FatalError`.
+    model, unreachable server, a server-named wait over `max_wait` seconds,
+    SILENT_TIMEOUTS timeouts before the server answered anything) cancels the rest
+    and is raised once as `FatalError`.
+
+    A 429 that names a wait of at least MIN_PAUSE is pacing, not failure: it does not
+    use up `max_retries` (up to RATE_LIMIT_RETRIES of them). One that names less
+    (`retry-after: 0`) or nothing counts as a retry like any other error.
     """
 
     prepare: Callable[[J], Request[J]]
@@ -96,9 +109,12 @@ class Scheduler(Generic[J]):
     max_retries: int
     reformat: Callable[[Request[J], RequestError], bool] = lambda request, error: False
     rng: random.Random = field(default_factory=random.Random)
+    max_wait: float = math.inf  # the run's `max_wait` setting
 
     def __post_init__(self) -> None:
         self._any_success = False
+        self._any_answer = False  # the server sent anything back: an answer, an error
+        self._silent_timeouts = 0  # timeouts while it had not
         self._waiters = waiters_for(getattr(self.limiter, "shared", self.limiter))
 
     async def run(self, jobs: Iterable[J] | AsyncIterable[J]) -> None:
@@ -174,15 +190,16 @@ class Scheduler(Generic[J]):
                 completion = await self.send(request.body)
             except RequestError as exc:
                 self.metrics.errored(rate_limited=isinstance(exc, RateLimitError))
-                delay = self._settle_error(exc)
+                asked = self._settle_error(exc)
                 self._release()
                 if self.reformat(request, exc):
                     request = self.prepare(job)
                     rate_waits += 1
                     continue
-                if is_fatal(exc, any_success=self._any_success):
-                    raise FatalError(exc) from exc
-                if isinstance(exc, RateLimitError) and delay is not None \
+                fatal = self._fatal(exc, asked)
+                if fatal is not None:
+                    raise FatalError(fatal) from exc
+                if isinstance(exc, RateLimitError) and self._named_wait(exc) \
                         and rate_waits < RATE_LIMIT_RETRIES:
                     rate_waits += 1  # the server told us when: that is pacing, not failure
                 elif not exc.retryable or attempt >= self.max_retries:
@@ -197,7 +214,7 @@ class Scheduler(Generic[J]):
                 self.metrics.abandoned()
                 self._release()
                 raise
-            self._any_success = True
+            self._any_success = self._any_answer = True
             self.limiter.succeeded(
                 time.monotonic(), completion.headers, time.time(),
                 prompt_estimate=request.prompt_estimate, prompt_tokens=completion.prompt_tokens,
@@ -212,24 +229,53 @@ class Scheduler(Generic[J]):
             return self.on_answer(job, completion)
 
     def _settle_error(self, exc: RequestError) -> float | None:
-        """Tell the limiter; for a 429, the pause it set (None when the server named none)."""
+        """Tell the limiter; the wait the server asked for, if any (for a 429, also one
+        its quota headers imply)."""
         now = time.monotonic()
+        if isinstance(exc, (APIError, MalformedResponse)):
+            self._any_answer = True
         if isinstance(exc, RateLimitError):
-            named = retry_after(exc.headers, time.time())
-            self.limiter.rate_limited(now, exc.headers, time.time())
-            return named
-        overload = isinstance(exc, (ReadTimeout, ConnectionLost)) or (
+            return self.limiter.rate_limited(now, exc.headers, time.time(),
+                                             max_wait=self.max_wait)
+        overload = isinstance(exc, ReadTimeout) or (
             isinstance(exc, APIError) and exc.status in OVERLOAD_STATUS
         )
         elapsed = exc.elapsed if isinstance(exc, ReadTimeout) else None
-        self.limiter.failed(now, overload=overload, timed_out=elapsed)
+        self.limiter.failed(now, overload=overload, fault=exc.retryable, timed_out=elapsed)
+        return retry_after(exc.headers, time.time()) if isinstance(exc, APIError) else None
+
+    def _fatal(self, exc: RequestError, asked: float | None) -> RequestError | None:
+        """The error that ends the run, if `exc` calls for one: `retry.is_fatal`, a wait
+        over `max_wait`, or SILENT_TIMEOUTS timeouts before any answer."""
+        if is_fatal(exc, any_success=self._any_success):
+            return exc
+        if isinstance(exc, APIError) and asked is not None and asked > self.max_wait:
+            return wait_too_long(exc, asked, self.max_wait)
+        if isinstance(exc, ReadTimeout) and not self._any_answer:
+            self._silent_timeouts += 1
+            if self._silent_timeouts >= SILENT_TIMEOUTS:
+                return never_answers(exc, self._silent_timeouts)
         return None
 
+    @staticmethod
+    def _named_wait(exc: RateLimitError) -> bool:
+        """The 429 named a wait worth honouring (not none, not `retry-after: 0`)."""
+        named = retry_after(exc.headers, time.time())
+        return named is not None and named >= MIN_PAUSE
+
     def _backoff(self, exc: RequestError, attempt: int) -> float:
+        """Full backoff while the server looks overloaded; an isolated fault among
+        successes (a reset, a 500) is retried within ISOLATED_RETRY_S, at every attempt:
+        the answers around it show the server is fine, and its worker sends nothing
+        while it waits (exponential waits made the last rows of a run wait seconds)."""
         if isinstance(exc, RateLimitError):
             return 0.0  # the limiter's pause already holds every sender back
+        if self.limiter.overloaded(time.monotonic()):
+            delay = backoff(attempt, rng=self.rng)
+        else:
+            delay = self.rng.uniform(0, ISOLATED_RETRY_S)
         if isinstance(exc, APIError):
             asked = retry_after(exc.headers, time.time())
             if asked is not None:
-                return asked
-        return backoff(attempt, rng=self.rng)
+                return max(asked, delay)  # what the server asked, and never a tight loop
+        return delay

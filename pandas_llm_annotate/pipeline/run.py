@@ -135,6 +135,7 @@ class Run:
             prepare=builder.prepare, send=send, on_answer=on_answer, on_failure=on_failure,
             limiter=limits, metrics=self.metrics, max_concurrency=s.max_concurrency,
             max_retries=s.max_retries, reformat=builder.reformat, rng=random.Random(),
+            max_wait=s.max_wait,
         )
         jobs = (tuple(todo[i : i + k]) for i in range(0, len(todo), k))
         if s.semantic:  # imported only when asked for: the core install has no torch

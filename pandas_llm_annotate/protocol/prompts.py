@@ -49,6 +49,7 @@ _SEPARATORS = re.compile(r"[\s_\-]+")
 # Word characters other than CJK: a label must not touch them to count as
 # a whole word, while CJK labels may sit inside a run of CJK text.
 _LATIN_WORD = f"[^\\W{CJK_CHARS}]"
+_LATIN_CHAR = re.compile(_LATIN_WORD)
 
 
 def system_prompt(prompt: str | None, labels: Sequence[str] | None) -> str:
@@ -201,33 +202,45 @@ class _Index(NamedTuple):
 
     exact: frozenset[str]
     by_key: dict[str, str]
-    patterns: tuple[tuple[str, re.Pattern[str]], ...]
+    lengths: tuple[int, ...]  # the distinct lengths of the keys
 
 
 @lru_cache(maxsize=64)
 def _index(labels: tuple[str, ...]) -> _Index:
+    """Dicts only: one regex per label (the way before) cost 33 s of CPU on the event
+    loop for 10,000 labels."""
     by_key: dict[str, str] = {}
     for label in labels:
         by_key.setdefault(_key(label), label)
-    patterns = tuple(
-        (label, re.compile(f"(?<!{_LATIN_WORD}){re.escape(key)}(?!{_LATIN_WORD})"))
-        for key, label in by_key.items()
-        if key
-    )
-    return _Index(frozenset(labels), by_key, patterns)
+    by_key.pop("", None)
+    lengths = tuple(sorted({len(key) for key in by_key}))
+    return _Index(frozenset(labels), by_key, lengths)
 
 
 def _find_one(key: str, index: _Index) -> str | None:
     """Return the single label occurring as a phrase in ``key``, else None.
 
-    A label found only inside a longer found label (``card`` inside
-    ``card arrival``) does not count.
+    A phrase does not touch a Latin word character on either side (CJK labels may
+    sit inside a run of CJK text); each label's occurrences are read left to right
+    without overlap. A label found only inside a longer found label (``card``
+    inside ``card arrival``) does not count. One dict lookup per start position
+    and key length: no regex per label.
     """
-    found = {
-        label: spans
-        for label, pattern in index.patterns
-        if (spans := [m.span() for m in pattern.finditer(key)])
-    }
+    latin = {m.start() for m in _LATIN_CHAR.finditer(key)}
+    found: dict[str, list[tuple[int, int]]] = {}
+    for start in range(len(key)):
+        if start - 1 in latin:
+            continue
+        for length in index.lengths:
+            end = start + length
+            if end > len(key):
+                break
+            label = index.by_key.get(key[start:end]) if end not in latin else None
+            if label is None:
+                continue
+            spans = found.setdefault(label, [])
+            if not spans or start >= spans[-1][1]:
+                spans.append((start, end))
     if len(found) > 1:
         others = [(span, label) for label, spans in found.items() for span in spans]
         found = {

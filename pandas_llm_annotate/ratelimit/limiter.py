@@ -6,9 +6,12 @@ fake clock instead of sleeping.
 
 - Token buckets for requests and tokens, learned from response headers (OpenAI
   `x-ratelimit-*`, Anthropic `anthropic-ratelimit-*`; `headers.py`, `bucket.py`).
-- A 429 pauses every sender until the reset the server names.
+- A 429 pauses every sender until the reset the server names, at least MIN_PAUSE,
+  doubling (up to MAX_FLOOR) while 429s keep coming with no answer between them; a
+  pause longer than the run's `max_wait` is not taken (the run ends instead).
 - An AIMD window bounds requests in flight (`window.py`): +1/window on success,
-  halved on overload (503, 529, timeouts, dropped connections).
+  halved on overload (503, 529, timeouts), and on other faults (resets, 500s, broken
+  answers) only when they cluster: isolated faults are not overload.
 - A timeout guard keeps a server's queue shorter than the request timeout, and
   counts a request that timed out as still on the server until it is likely done
   (`timeout_guard.py`).
@@ -32,6 +35,8 @@ from .window import Window
 
 PROBE_WINDOW = 32  # requests in flight before the first answer tells us the limits
 DEFAULT_BURST_S = 1.0  # bucket depth assumed for a limit given without a reset
+MIN_PAUSE = 0.05  # the shortest pause a 429 causes, whatever it names (`retry-after: 0`)
+MAX_FLOOR = 5.0  # the floor doubles per burst of 429s with no answer between, up to this
 
 
 @dataclass
@@ -54,6 +59,7 @@ class Limiter:
         self.in_flight = 0
         self.token_scale = 1.0  # actual prompt tokens / our estimate, learned from usage
         self._quiet_429s = 0
+        self._bursts = 0  # bursts of 429s since the last answer (a burst: one pause)
         self._guessed = False  # the requests bucket is our guess from headerless 429s
         self._recent: deque[float] = deque()  # times of recent successes
         self._runs: list[int] = []  # the caps of the runs using this limiter now
@@ -108,7 +114,8 @@ class Limiter:
 
     def acquire(self, cost: float, now: float, *, paced: bool = False) -> float:
         """0.0 if a request of `cost` tokens may go now (it is counted in flight and
-        charged); else the seconds to wait (`math.inf`: wait for a release)."""
+        charged); else the seconds to wait (`math.inf`: wait for a release; when ghosts
+        fill the window, until the first one leaves, as no release may come)."""
         with self._lock:
             wait = max(0.0, self.paused_until - now)
             limit = self.limit_for(paced=paced)
@@ -136,7 +143,7 @@ class Limiter:
             if latency is not None:
                 self.window.observe(now, latency, self.in_flight)
                 self.guard.answered(now, latency, self._busy(now))
-            self._quiet_429s = 0
+            self._quiet_429s = self._bursts = 0
             self._recent.append(now)
             if self._guessed and self.requests is not None:
                 self.requests.refill(now)
@@ -147,20 +154,40 @@ class Limiter:
             self._learn(headers, now, now_epoch)
             self.learned = True
 
-    def failed(self, now: float, *, overload: bool, timed_out: float | None = None) -> None:
-        """A request ended without an answer; `overload` errors halve the window;
-        `timed_out`: it had waited that many seconds for an answer in vain."""
+    def failed(self, now: float, *, overload: bool, fault: bool = False,
+               timed_out: float | None = None) -> None:
+        """A request ended without an answer: `overload` (503, 529, a timeout) halves the
+        window; a `fault` (a reset, a 500, a broken answer) only when faults cluster;
+        neither (cancelled, a 400): no signal. `timed_out`: it had waited that many
+        seconds for an answer in vain."""
         with self._lock:
             self.in_flight -= 1
-            if overload:
-                self.window.cut(now)
+            if overload or fault:
+                self.window.fault(now, overload=overload)
             if timed_out is not None:
                 self.guard.timed_out(now, timed_out, self._busy(now))
 
-    def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float) -> float:
-        """A 429: pause every sender until the server's reset; returns the pause."""
+    def overloaded(self, now: float) -> bool:
+        """Faults cluster, or the window was cut in the last cooldown: retries back off
+        in full. Otherwise a fault is isolated and its retry need not wait long."""
+        with self._lock:
+            recent_cut = now - self.window.cut_at < self.window.cooldown_s
+            return recent_cut or self.window.clustered()
+
+    def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float, *,
+                     max_wait: float = math.inf) -> float:
+        """A 429: pause every sender; returns the wait the server asked for (its
+        `retry-after`, else what its quota headers imply, else our guess).
+
+        The pause taken is at least MIN_PAUSE, doubled for each new burst of 429s (one
+        that comes after the last pause ended) with no answer between them, up to
+        MAX_FLOOR (and `max_wait`): a server answering 429 with `retry-after: 0` gets no
+        request storm.
+        A wait over `max_wait` is returned but not taken: the caller ends its run (a
+        quota, not pacing), and no later run inherits a pause that long."""
         with self._lock:
             self.in_flight -= 1
+            self.learned = True
             pause = retry_after(headers, now_epoch)
             quotas = self._learn(headers, now, now_epoch)
             for name, quota in quotas.items():
@@ -178,8 +205,13 @@ class Limiter:
             if pause is None:
                 pause = max((b.wait(1.0, now) for b in (self.requests, self.tokens) if b),
                             default=1.0)
-            self.paused_until = max(self.paused_until, now + pause + self.rng.uniform(0, 0.02))
-            self.learned = True
+            if pause > max_wait:
+                return pause
+            if now >= self.paused_until:
+                self._bursts += 1
+            floor = min(MAX_FLOOR, MIN_PAUSE * 2 ** min(self._bursts - 1, 32))
+            taken = min(max(pause, floor), max_wait) + self.rng.uniform(0, 0.02)
+            self.paused_until = max(self.paused_until, now + taken)
             return pause
 
     def _guess_rate(self, now: float) -> bool:
@@ -211,9 +243,12 @@ class Limiter:
             capacity = max(1.0, rate * DEFAULT_BURST_S)
             if quota.remaining is not None and quota.reset_s is not None:
                 capacity = max(1.0, quota.remaining + quota.reset_s * rate)
+            # At most a minute's worth: with the limit at least 1/min (headers.py), no
+            # bucket makes a request wait over a minute, whatever the reset says.
+            capacity = min(capacity, quota.per_minute)
             if bucket is None:
                 # First news of this limit: what is left, less what we already sent.
-                left = quota.remaining if quota.remaining is not None else capacity
+                left = capacity if quota.remaining is None else min(capacity, quota.remaining)
                 bucket = Bucket(capacity, rate, max(0.0, left - self.in_flight), now)
             else:
                 bucket.refill(now)

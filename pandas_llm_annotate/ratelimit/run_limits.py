@@ -78,10 +78,15 @@ class RunLimits:
         self.shared.succeeded(now, headers, now_epoch, prompt_estimate=prompt_estimate,
                               prompt_tokens=prompt_tokens, latency=latency)
 
-    def failed(self, now: float, *, overload: bool, timed_out: float | None = None) -> None:
+    def failed(self, now: float, *, overload: bool, fault: bool = False,
+               timed_out: float | None = None) -> None:
         self.in_flight -= 1
-        self.shared.failed(now, overload=overload, timed_out=timed_out)
+        self.shared.failed(now, overload=overload, fault=fault, timed_out=timed_out)
 
-    def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float) -> float:
+    def overloaded(self, now: float) -> bool:
+        return self.shared.overloaded(now)
+
+    def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float, *,
+                     max_wait: float = math.inf) -> float:
         self.in_flight -= 1
-        return self.shared.rate_limited(now, headers, now_epoch)
+        return self.shared.rate_limited(now, headers, now_epoch, max_wait=max_wait)

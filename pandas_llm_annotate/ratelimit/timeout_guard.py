@@ -53,11 +53,14 @@ class TimeoutGuard:
         return (len(self._answers) - 1) / span if span > 0 else self._last_rate
 
     def cap(self) -> int | None:
-        """The most requests in flight (ghosts included); None: no bound."""
+        """The most requests in flight (ghosts included); None: no bound. Also None while
+        no rate was ever measured: with no answer to work from, one in flight would only
+        serialise the retries of a server that does not answer at all (the scheduler
+        ends such a run)."""
         if self.timeout is None or not self.engaged:
             return None
         rate = self.rate()
-        return 1 if rate is None else max(1, int(rate * self.timeout / 2))
+        return None if rate is None else max(1, int(rate * self.timeout / 2))
 
     def ghosts(self, now: float) -> int:
         while self._ghosts and self._ghosts[0][1] <= now:
