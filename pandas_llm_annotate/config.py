@@ -45,6 +45,7 @@ class Settings:
     stream: bool = False
     progress: Progress = "auto"
     price: tuple[float, float] | None = None  # USD per 1M prompt / completion tokens
+    max_cost: float | None = None  # USD: the run stops before it could spend more
     rpm: float | None = None
     tpm: float | None = None
     rows_per_request: int | Literal["auto"] = 1
@@ -112,6 +113,10 @@ class Settings:
             raise ConfigError(
                 "price must be (input, output) USD per 1M tokens, two numbers >= 0, e.g. "
                 f"price=(0.15, 0.60); got {price!r}.")
+        if self.max_cost is not None and (
+                not isinstance(self.max_cost, (int, float)) or self.max_cost <= 0):
+            raise ConfigError(f"max_cost must be a positive number of USD, got "
+                              f"{self.max_cost!r}.")
         for name in ("rpm", "tpm"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -209,6 +214,7 @@ class Options(TypedDict, total=False):
     stream: bool
     progress: Progress
     price: tuple[float, float]
+    max_cost: float
     rpm: float
     tpm: float
     rows_per_request: int | Literal["auto"]

@@ -61,6 +61,8 @@ HELP: dict[str, tuple[str, str, str | None]] = {
                         "loopback servers, else the host name)", "NAME"),
     "price": ("answers", "USD per 1M prompt and per 1M completion tokens, for the cost "
               "(default: the model's list price where known)", "USD"),
+    "max_cost": ("answers", "USD: stop before the run could spend more (needs a known price or "
+                 "--price)", "USD"),
     "progress": ("display", "the live bar on stderr (default: in a terminal; elsewhere only "
                  "the final summary); --no-progress: nothing", None),
 }

@@ -30,6 +30,7 @@ class Budget:
     price: Price  # USD per 1M prompt / completion tokens (the batch discount applied)
     spent: float = 0.0
     reserved: float = 0.0
+    holds: int = 0  # reservations not yet settled (a count: float sums drift)
     _settled: asyncio.Event = field(default_factory=asyncio.Event)
 
     def bound(self, prompt_estimate: float, max_tokens: int) -> float:
@@ -37,21 +38,26 @@ class Budget:
         prompt = prompt_estimate * PROMPT_MARGIN
         return (prompt * self.price[0] + max_tokens * self.price[1]) / 1e6
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+    def cost(self, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
+        """What an answer cost by its `usage`; None when the server sent none."""
+        if prompt_tokens is None or completion_tokens is None:
+            return None
         return (prompt_tokens * self.price[0] + completion_tokens * self.price[1]) / 1e6
 
     async def reserve(self, amount: float) -> None:
         """Wait until `amount` fits under the cap and reserve it; `BudgetReached` when it
         cannot fit even with nothing else in flight."""
         while self.spent + self.reserved + amount > self.cap:
-            if self.reserved <= 0:
+            if not self.holds:
                 raise BudgetReached
             self._settled.clear()
             await self._settled.wait()
         self.reserved += amount
+        self.holds += 1
 
     def settle(self, reserved: float, cost: float | None) -> None:
-        """A reserved request ended: it cost `cost` (None: nothing, e.g. an error)."""
-        self.reserved = max(0.0, self.reserved - reserved)
+        """A reserved request ended having cost `cost` (None: nothing)."""
+        self.holds -= 1
+        self.reserved = max(0.0, self.reserved - reserved) if self.holds else 0.0
         self.spent += cost or 0.0
         self._settled.set()

@@ -28,6 +28,7 @@ from ..protocol.transport import Completion
 from ..ratelimit.headers import retry_after
 from ..ratelimit.limiter import MIN_PAUSE
 from ..report.metrics import Metrics
+from .budget import Budget
 from .retry import backoff, is_fatal, never_answers, wait_too_long
 from .waiters import waiters_for
 
@@ -110,6 +111,7 @@ class Scheduler(Generic[J]):
     reformat: Callable[[Request[J], RequestError], bool] = lambda request, error: False
     rng: random.Random = field(default_factory=random.Random)
     max_wait: float = math.inf  # the run's `max_wait` setting
+    budget: Budget | None = None  # the run's `max_cost`: each attempt reserves its bound
 
     def __post_init__(self) -> None:
         self._any_success = False
@@ -183,12 +185,17 @@ class Scheduler(Generic[J]):
         cost = self.limiter.cost(request.prompt_estimate, request.max_tokens)
         attempt = rate_waits = 0
         while True:
+            held = 0.0
+            if self.budget is not None:  # BudgetReached ends the run, nothing in flight
+                held = self.budget.bound(request.prompt_estimate, request.max_tokens)
+                await self.budget.reserve(held)
             await self._admit(cost)
             self.metrics.sending(retry=attempt + rate_waits > 0)
             self.metrics.window = self.limiter.limit
             try:
                 completion = await self.send(request.body)
             except RequestError as exc:
+                self._spent(held, None if isinstance(exc, APIError) else held)
                 self.metrics.errored(rate_limited=isinstance(exc, RateLimitError))
                 asked = self._settle_error(exc)
                 self._release()
@@ -210,6 +217,7 @@ class Scheduler(Generic[J]):
                     await asyncio.sleep(self._backoff(exc, attempt))
                 continue
             except BaseException:
+                self._spent(held, held)  # it may have been billed
                 self.limiter.failed(time.monotonic(), overload=False)
                 self.metrics.abandoned()
                 self._release()
@@ -221,12 +229,21 @@ class Scheduler(Generic[J]):
                 latency=completion.latency,
             )
             self._release()
+            if self.budget is not None:  # by its usage, else the bound
+                used = self.budget.cost(completion.prompt_tokens, completion.completion_tokens)
+                self._spent(held, held if used is None else used)
             self.metrics.answered(
                 completion.latency, completion.ttft,
                 completion.prompt_tokens, completion.completion_tokens,
                 estimate=request.prompt_estimate,
             )
             return self.on_answer(job, completion)
+
+    def _spent(self, held: float, cost: float | None) -> None:
+        """A reserved attempt ended having cost `cost` (None: nothing, e.g. an HTTP error
+        status; a timeout or a dropped connection may have been billed: its bound)."""
+        if self.budget is not None:
+            self.budget.settle(held, cost)
 
     def _settle_error(self, exc: RequestError) -> float | None:
         """Tell the limiter; the wait the server asked for, if any (for a 429, also one

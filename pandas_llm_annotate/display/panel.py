@@ -16,14 +16,15 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .fmt import fmt_cost, fmt_rate, fmt_s
-from .snapshot import Snapshot, limit_text
+from .fmt import fmt_rate, fmt_s
+from .snapshot import Snapshot, cost_text, limit_text
 from .text_layout import final_block
 
 COLORS = {"running": "#1976d2", "finished": "#2e7d32", "interrupted": "#ef6c00",
-          "failed": "#c62828"}
-SYMBOLS = {"running": "●", "finished": "✓", "interrupted": "■", "failed": "✗"}
-BAR_STYLES = {"running": "", "finished": "success", "interrupted": "warning", "failed": "danger"}
+          "budget": "#ef6c00", "failed": "#c62828"}
+SYMBOLS = {"running": "●", "finished": "✓", "interrupted": "■", "budget": "$", "failed": "✗"}
+BAR_STYLES = {"running": "", "finished": "success", "interrupted": "warning", "budget": "warning",
+              "failed": "danger"}
 FONT = "font-family: var(--jp-ui-font-family, system-ui, -apple-system, sans-serif);"
 MUTED = "opacity: .65;"
 TEXT_WIDTH = 100  # columns of the final panel's plain-text form
@@ -69,7 +70,7 @@ def tiles_html(s: Snapshot) -> str:
     saved = (f"saved <b>{s.saved_dedupe:,}</b> calls by dedupe · <b>{s.saved_cache:,}</b> by "
              f"exact cache · <b>{s.saved_semantic:,}</b> by semantic cache")
     tokens = (f"{s.requests:,} requests · tokens <b>{s.prompt_tokens:,}</b> in / "
-              f"<b>{s.completion_tokens:,}</b> out · cost <b>{fmt_cost(s.cost)}</b>")
+              f"<b>{s.completion_tokens:,}</b> out · cost <b>{cost_text(s)}</b>")
     return (f"<div style='{FONT} font-size:12.5px; line-height:1.5'>"
             f"<div style='display:flex; flex-wrap:wrap; gap:6px; margin:2px 0 6px'>"
             f"{''.join(tiles)}</div>"

@@ -11,6 +11,7 @@ from typing import Literal
 import numpy as np
 
 from ..report.metrics import Metrics
+from .fmt import fmt_cost
 
 RATE_WINDOW_S = 10.0  # rows/s and ETA over the last this many seconds
 LATENCY_SAMPLE = 20_000  # live percentiles over at most the last this many answers
@@ -42,6 +43,7 @@ class Snapshot:
     prompt_tokens: int
     completion_tokens: int
     cost: float | None
+    max_cost: float | None  # the run's cap, shown beside the cost
     model: str
 
     @property
@@ -115,6 +117,7 @@ def snapshot(m: Metrics, meter: Meter | None = None, *,
         saved_dedupe=m.saved_by_dedupe, saved_cache=m.cache_hits,
         saved_semantic=m.semantic_hits, prompt_tokens=m.prompt_tokens,
         completion_tokens=m.completion_tokens, cost=m.cost_usd, model=m.model,
+        max_cost=m.max_cost,
     )
 
 
@@ -129,3 +132,9 @@ def _fallback_message(status: str, m: Metrics, outcome: object) -> str:
 
 def limit_text(s: Snapshot) -> str:
     return f"{s.in_flight} / {s.window}" if s.window else f"{s.in_flight} / —"
+
+
+def cost_text(s: Snapshot) -> str:
+    """`$0.0123`, or `$0.0123 / $0.50` against a `max_cost`; `—` when the price is unknown."""
+    spent = fmt_cost(s.cost)
+    return spent if s.max_cost is None else f"{spent} / {fmt_cost(s.max_cost)}"

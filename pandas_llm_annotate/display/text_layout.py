@@ -22,7 +22,7 @@ import textwrap
 from collections.abc import Sequence
 
 from .fmt import fmt_cost, fmt_count, fmt_rate, fmt_s
-from .snapshot import Snapshot
+from .snapshot import Snapshot, cost_text
 
 SEP = " · "
 INDENT = "  "
@@ -114,7 +114,7 @@ def detail_fields(s: Snapshot) -> Fields:
     fields.update(_latency(s))
     fields.update(_trouble(s))
     if s.cost is not None:
-        fields["cost"] = (fmt_cost(s.cost), "")
+        fields["cost"] = (cost_text(s), fmt_cost(s.cost), "")
     return fields
 
 
@@ -181,7 +181,7 @@ def final_block(s: Snapshot, width: int) -> list[str]:
     saved: Fields = {"requests": (_n(s.requests, "request"),), "saved": _saved(s),
                      "tokens": _tokens(s)}
     if s.cost is not None:
-        saved["cost"] = (fmt_cost(s.cost),)
+        saved["cost"] = (cost_text(s), fmt_cost(s.cost))
     lines.append(fit(saved, ("saved", "tokens", "saved", "tokens", "saved", "tokens"), width,
                      INDENT))
     return lines

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..config import Settings
+from ..dispatch.budget import Budget, BudgetReached
 from ..dispatch.scheduler import FatalError, Scheduler
-from ..errors import RequestError
+from ..errors import ConfigError, RequestError
 from ..protocol.structured import Negotiator
 from ..protocol.transport import Completion, Transport
 from ..ratelimit.registry import run_limits
 from ..report.metrics import Metrics
+from ..report.pricing import Price, price_of
 from ..report.report import Report
 from ..tasks.task import Task
 from .cache import Cache, namespace_key
@@ -58,11 +60,22 @@ class Run:
         self.metrics = Metrics(
             rows=self.plan.rows, missing=self.plan.missing, distinct=len(self.plan.texts),
             pieces=len(self.pieces), rows_done=self.plan.missing, model=str(settings.model),
-            price=settings.price,
+            price=settings.price, max_cost=settings.max_cost,
         )
+        self.budget = None if settings.max_cost is None else Budget(
+            settings.max_cost, self._price_for_budget())
         self.sink = AnswerSink(self.task, self.pieces, self.metrics, namespace=self.namespace,
                                packed=self.packed)
         self.stage: SemanticStage | None = None  # semantic=...: see semantic/stage.py
+
+    def _price_for_budget(self) -> Price:
+        price = self.settings.price or price_of(self.settings.model)
+        if price is None:
+            raise ConfigError(
+                f"max_cost needs the price of {self.settings.model!r}, which is not in the "
+                "known list: pass price=(input, output) in USD per 1M tokens, e.g. "
+                "price=(0.15, 0.60).")
+        return price
 
     async def execute(self) -> pd.Series:
         """Ask for what is missing; the answers, one per row, aligned to the index."""
@@ -73,6 +86,8 @@ class Run:
                 cache = Cache.open(None if s.cache is True else s.cache)
             await self.sink.load(cache)
             await self._ask(self.sink.todo())
+        except BudgetReached:
+            self.metrics.finish("budget", self._budget_message())
         except FatalError as fatal:
             self.metrics.finish("failed", str(fatal.error))
             raise fatal.error from fatal.error.__cause__  # the cause kept, not FatalError
@@ -135,6 +150,7 @@ class Run:
             prepare=builder.prepare, send=send, on_answer=on_answer, on_failure=on_failure,
             limiter=limits, metrics=self.metrics, max_concurrency=s.max_concurrency,
             max_retries=s.max_retries, reformat=builder.reformat, rng=random.Random(),
+            budget=self.budget,
             max_wait=s.max_wait,
         )
         jobs = (tuple(todo[i : i + k]) for i in range(0, len(todo), k))
@@ -156,10 +172,25 @@ class Run:
             if self.stage is not None:
                 self.stage.close()
 
+    def _budget_message(self) -> str:
+        """What was spent, and what the texts not asked would cost (at the mean cost of
+        the answered ones, else the bound of one request each)."""
+        assert self.budget is not None
+        b, m = self.budget, self.metrics
+        left = [k for k in self.pieces.text
+                if k not in self.sink.answers and k not in self.sink.failed]
+        per_piece = b.spent / m.packed_rows if m.packed_rows else b.bound(
+            self.task.max_tokens * 4, self.task.max_tokens)
+        return (f"stopped at the budget: spent ${b.spent:.4f} of max_cost ${b.cap:.4f}; the "
+                f"{len(left):,} texts not asked would cost about ${per_piece * len(left):.4f} "
+                "more. A rerun with a higher max_cost asks only for them")
+
     def report(self) -> Report:
         """The run's report now (frozen: later changes to the run do not reach it)."""
         m = self.metrics
-        unasked = f"not asked: the run {m.status}" + (f" ({m.message})" if m.message else "")
+        why = {"budget": "the budget was reached", "interrupted": "the run was interrupted"}
+        unasked = f"not asked: {why.get(m.status, f'the run {m.status}')}" + (
+            f" ({m.message})" if m.message else "")
         failures = failures_table(self.plan, self.values.index, self.pieces, self.sink.failed,
                                   self.sink.answers, unasked)
         hits = None

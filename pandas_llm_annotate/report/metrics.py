@@ -71,6 +71,7 @@ class Metrics:
     notice: str = ""  # what went wrong beside the answers (e.g. the cache stopped)
     model: str = ""  # the model asked, for its price
     price: Price | None = None  # USD per 1M prompt/completion tokens; None: `pricing.PRICES`
+    max_cost: float | None = None  # the run's spending cap (USD), shown beside the cost
     limited_at: list[float] = field(default_factory=list)  # seconds since start, per 429
     usage: Usage = field(default_factory=lambda: Usage())  # answers that carried `usage`
 
