@@ -7,9 +7,10 @@ this boundary (see `errors.py`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,8 +44,9 @@ class Transport:
     def __init__(
         self, base_url: str, *, api_key: str | None, timeout: float, max_connections: int
     ) -> None:
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self._headers = {"Content-Type": "application/json"}
+        self.root = base_url.rstrip("/")
+        self.url = self.root + "/chat/completions"
+        self._headers: dict[str, str] = {}  # a JSON body sets its own content type
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -68,56 +70,98 @@ class Transport:
             await self._session.close()
             self._session = None
 
-    async def complete(self, body: dict[str, Any], *, stream: bool = False) -> Completion:
-        """POST one request; return its answer or raise a `RequestError`."""
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled session (with the key), for other endpoints (`batch_api.py`)."""
         if self._session is None:
             raise RuntimeError("Transport used outside `async with`.")
+        return self._session
+
+    async def complete(self, body: dict[str, Any], *, stream: bool = False) -> Completion:
+        """POST one request; return its answer or raise a `RequestError`."""
+        session = self.session
         if stream:
             body = {**body, "stream": True, "stream_options": {"include_usage": True}}
         start = time.perf_counter()
-        try:
-            async with self._session.post(self.url, json=body) as resp:
-                if resp.status >= 400:
-                    text = await resp.text(errors="replace")
-                    raise error_for_status(resp.status, text, dict(resp.headers), self.url)
+        with mapped_errors(self.url, self._timeout.total, start):
+            async with session.post(self.url, json=body) as resp:
+                await raise_for_status(resp, self.url)
                 headers = dict(resp.headers)
                 if stream:
                     return await _read_sse(resp, start, headers)
                 raw = await resp.read()
-        except asyncio.TimeoutError as exc:
-            raise ReadTimeout(
-                f"No answer from {self.url} within {self._timeout.total} s. A slow or busy "
-                "server: raise timeout= or lower max_concurrency=.",
-                elapsed=time.perf_counter() - start,
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise ConnectError(
-                f"Cannot reach {self.url} ({exc.os_error or exc}). Is the server running and "
-                "base_url right?"
-            ) from exc
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
-                aiohttp.ClientOSError) as exc:
-            raise ConnectionLost(f"Connection to {self.url} dropped: {exc!r}") from exc
-        except aiohttp.ClientError as exc:
-            raise TransportError(f"Request to {self.url} failed: {exc!r}") from exc
         latency = time.perf_counter() - start
-        return _parse_json(raw, latency, headers)
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise MalformedResponse(f"Unexpected answer body: {raw[:200]!r}") from exc
+        return parse_completion(data, latency, headers)
 
 
-def _parse_json(raw: bytes, latency: float, headers: Mapping[str, str]) -> Completion:
+ERROR_BODY_BYTES = 64 * 1024  # of an error answer, at most this much is read
+
+
+@contextlib.contextmanager
+def mapped_errors(url: str, timeout: float | None, start: float) -> Iterator[None]:
+    """aiohttp's errors, raised inside, become the package's own (`errors.py`)."""
     try:
-        data = json.loads(raw)
+        yield
+    except asyncio.TimeoutError as exc:
+        raise ReadTimeout(
+            f"No answer from {url} within {timeout} s. A slow or busy "
+            "server: raise timeout= or lower max_concurrency=.",
+            elapsed=time.perf_counter() - start,
+        ) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise ConnectError(
+            f"Cannot reach {url} ({exc.os_error or exc}). Is the server running and "
+            "base_url right?"
+        ) from exc
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
+            aiohttp.ClientOSError) as exc:
+        raise ConnectionLost(f"Connection to {url} dropped: {exc!r}") from exc
+    except aiohttp.ClientError as exc:
+        raise TransportError(f"Request to {url} failed: {exc!r}") from exc
+
+
+async def raise_for_status(resp: aiohttp.ClientResponse, url: str) -> None:
+    """An error status becomes its `APIError` (the body read up to `ERROR_BODY_BYTES`)."""
+    if resp.status >= 400:
+        text = (await read_bounded(resp, ERROR_BODY_BYTES, cut=True)).decode(errors="replace")
+        raise error_for_status(resp.status, text, dict(resp.headers), url)
+
+
+async def read_bounded(resp: aiohttp.ClientResponse, limit: int, *, cut: bool = False) -> bytes:
+    """The body, at most `limit` bytes: a longer one is cut there (`cut`) or refused."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            if cut:
+                break
+            raise MalformedResponse(
+                f"The answer from {resp.url} is longer than {limit:,} bytes: refused.")
+    return b"".join(parts)[:limit]
+
+
+def parse_completion(data: Any, latency: float, headers: Mapping[str, str]) -> Completion:
+    """A chat completion's JSON body as a `Completion` (`MalformedResponse` when not one)."""
+    try:
         content = data["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise MalformedResponse(f"Unexpected answer body: {raw[:200]!r}") from exc
+    except (KeyError, IndexError, TypeError) as exc:
+        raise MalformedResponse(f"Unexpected answer body: {str(data)[:200]!r}") from exc
     if not isinstance(content, str):
-        raise MalformedResponse(f"The answer has no text content: {raw[:200]!r}")
+        raise MalformedResponse(f"The answer has no text content: {str(data)[:200]!r}")
     usage = data.get("usage") or {}
+    tokens = [usage.get(k) if isinstance(usage, dict) else None
+              for k in ("prompt_tokens", "completion_tokens")]
     return Completion(
         content=content,
         latency=latency,
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
+        prompt_tokens=tokens[0] if isinstance(tokens[0], int) else None,
+        completion_tokens=tokens[1] if isinstance(tokens[1], int) else None,
         headers=headers,
     )
 
