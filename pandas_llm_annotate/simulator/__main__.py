@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-rate-headers", action="store_true")
     p.add_argument("--api-key", default=None)
     p.add_argument("--models", default=None, help="comma-separated allowed models")
+    p.add_argument("--batch-delay", type=float, default=1.0,
+                   help="seconds a batch takes from creation to completed")
+    p.add_argument("--batch-window", type=float, default=86400.0,
+                   help="seconds before an unfinished batch expires")
+    p.add_argument("--batch-faults", type=float, default=0.0,
+                   help="probability that a request of a batch fails")
     p.add_argument("--allow-remote", action="store_true", help="allow non-loopback")
     return p
 
@@ -67,6 +73,9 @@ def config_from_args(ns: argparse.Namespace) -> SimulatorConfig:
         rate_headers=not ns.no_rate_headers,
         api_key=ns.api_key,
         models=models,
+        batch_delay=ns.batch_delay,
+        batch_window=ns.batch_window,
+        batch_faults=ns.batch_faults,
     )
 
 
