@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .snapshot import Snapshot, final_line, summary
+from .snapshot import Snapshot, batches_text, final_line, summary
 
 
 class TextView:
@@ -21,7 +21,8 @@ class TextView:
 
     def draw(self, s: Snapshot) -> None:
         self.bar.n = s.done
-        self.bar.set_postfix_str(summary(s), refresh=False)
+        self.bar.set_postfix_str(" · ".join(filter(None, (summary(s), batches_text(s)))),
+                                 refresh=False)
         self.bar.refresh()
 
     def close(self, s: Snapshot) -> None:

@@ -16,14 +16,17 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..config import Settings
+from ..dispatch.batch import BatchDispatcher
 from ..dispatch.scheduler import FatalError, Scheduler
 from ..errors import RequestError
+from ..protocol.batch_api import TERMINAL, BatchAPI
 from ..protocol.structured import Negotiator
 from ..protocol.transport import Completion, Transport
 from ..ratelimit.registry import run_limits
 from ..report.metrics import Metrics
 from ..report.report import Report
 from ..tasks.task import Task
+from .batch_state import BatchState, RunStore
 from .cache import Cache, namespace_key
 from .identity import server_identity
 from .pieces import Pieces
@@ -63,6 +66,8 @@ class Run:
         self.sink = AnswerSink(self.task, self.pieces, self.metrics, namespace=self.namespace,
                                packed=self.packed)
         self.stage: SemanticStage | None = None  # semantic=...: see semantic/stage.py
+        self.batch_state: BatchState | None = None  # batch=True: see batch_state.py
+        self.metrics.batch = settings.batch
 
     async def execute(self) -> pd.Series:
         """Ask for what is missing; the answers, one per row, aligned to the index."""
@@ -78,12 +83,15 @@ class Run:
             raise fatal.error from fatal.error.__cause__  # the cause kept, not FatalError
         except (asyncio.CancelledError, KeyboardInterrupt):
             rows = self.pieces.rows_answered(self.sink.answers)
-            self.metrics.finish("interrupted", f"interrupted, {rows} rows saved in cache")
+            self.metrics.finish("interrupted", f"interrupted, {rows} rows saved in cache"
+                                + self._batches_left())
             raise
         except BaseException as exc:
             self.metrics.finish("failed", repr(exc))
             raise
         finally:
+            if self.batch_state is not None:
+                self.batch_state.close()
             if cache is not None:
                 u = self.metrics.usage
                 await asyncio.to_thread(self._close, cache, u.requests, u.estimated_prompt,
@@ -92,6 +100,11 @@ class Run:
         self.metrics.finish("finished")
         return broadcast(self.plan, self.pieces.text_answers(self.sink.answers, self.task.merge),
                          self.values)
+
+    def _batches_left(self) -> str:
+        left = [b.id for b in self.metrics.batches.values() if b.status not in TERMINAL]
+        return (f"; {len(left)} batches still run on the server: the same call collects "
+                "them when they end, pla.cancel_batches() cancels them") if left else ""
 
     def _close(self, cache: Cache, *usage: Any) -> None:
         """Write what is queued and the run's usage (for estimates), then close: off the loop."""
@@ -136,6 +149,19 @@ class Run:
             max_retries=s.max_retries, reformat=builder.reformat, rng=random.Random(),
         )
         jobs = (tuple(todo[i : i + k]) for i in range(0, len(todo), k))
+        if s.batch:
+            dispatcher = BatchDispatcher(
+                api=BatchAPI(transport, timeout=s.timeout), store=self._batch_store(),
+                prepare=builder.prepare, on_answer=on_answer, on_failure=on_failure,
+                needed=self.sink.needed, metrics=self.metrics, max_rounds=s.max_retries,
+                poll_s=s.batch_poll_s, reformat=builder.reformat,
+                fallback=scheduler.run if s.batch_fallback == "online" else None,
+                metadata={"source": "pandas-llm-annotate"},
+            )
+            with limits:
+                async with transport:
+                    await dispatcher.run(jobs)
+            return
         if s.semantic:  # imported only when asked for: the core install has no torch
             from ..semantic.stage import open_stage
 
@@ -153,6 +179,16 @@ class Run:
         finally:
             if self.stage is not None:
                 self.stage.close()
+
+    def _batch_store(self) -> RunStore:
+        """The run's batches in the cache file (in memory with cache=False)."""
+        cache = self.sink.cache
+        if self.batch_state is None:
+            self.batch_state = BatchState.open(cache.path if cache is not None else None)
+        return self.batch_state.bind(
+            namespace=self.namespace, base_url=self.settings.base_url,
+            model=str(self.settings.model), on_error=self.metrics.note,
+            flush=cache.flush if cache is not None else lambda: True)
 
     def report(self) -> Report:
         """The run's report now (frozen: later changes to the run do not reach it)."""
