@@ -103,8 +103,9 @@ class Run:
 
     def _batches_left(self) -> str:
         left = [b.id for b in self.metrics.batches.values() if b.status not in TERMINAL]
-        return (f"; {len(left)} batches still run on the server: the same call collects "
-                "them when they end, pla.cancel_batches() cancels them") if left else ""
+        return (f"; {len(left)} {'batch' if len(left) == 1 else 'batches'} still running on "
+                "the server: the same call collects the answers, pla.cancel_batches() "
+                "cancels") if left else ""
 
     def _close(self, cache: Cache, *usage: Any) -> None:
         """Write what is queued and the run's usage (for estimates), then close: off the loop."""
