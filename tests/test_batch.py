@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from helpers.expected import sim_answer
@@ -25,9 +26,12 @@ from helpers.local_server import LocalServer
 import pandas_llm_annotate as pla
 from pandas_llm_annotate.display.panel import tiles_html
 from pandas_llm_annotate.display.snapshot import batches_text, snapshot
+from pandas_llm_annotate.pipeline.pieces import Pieces
+from pandas_llm_annotate.pipeline.sink import AnswerSink
 from pandas_llm_annotate.protocol import batch_api
 from pandas_llm_annotate.report.metrics import BatchProgress, Metrics
 from pandas_llm_annotate.simulator import SimulatorHandle, serve
+from pandas_llm_annotate.tasks.task import Task
 
 LABELS = ["card_lost", "card_arrival", "refund", "other"]
 DISTINCT = 300
@@ -166,6 +170,23 @@ def test_a_server_without_the_batch_api(tmp_path: Path) -> None:
         assert "rows asked online" in report().message
 
 
+def test_the_sink_settles_a_key_once() -> None:
+    """A batch of an earlier run may answer a key again: the first valid answer wins and
+    its rows are counted once."""
+    task = Task.build(None, ["refund", "other"], None)
+    pieces = Pieces(["a", "b"], "ns", 1000, np.array([2, 1]))
+    m = Metrics(rows=3)
+    sink = AnswerSink(task, pieces, m, namespace="ns", packed=False)
+    (a,), (b,) = pieces.keys
+    sink.accept((a,), "refund")
+    sink.accept((a,), "other")
+    sink.fail((a,), "late")
+    assert sink.answers[a] == "refund" and a not in sink.failed and m.rows_done == 2
+    sink.accept((b,), "nonsense")  # not a label: failed, settled
+    sink.accept((b,), "other")  # a valid answer later replaces the failure
+    assert sink.answers[b] == "other" and b not in sink.failed and m.rows_done == 3
+
+
 def test_the_panel_and_the_text_bar_show_each_batch() -> None:
     m = Metrics(rows=10, batch=True)
     m.batches["batch_a"] = BatchProgress("batch_a", "completed", 6, 5, 1)
@@ -238,11 +259,12 @@ def copy_input_file(sim: SimulatorHandle, batch_id: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("lost", ["nothing", "the batch id", "the batch"])
+@pytest.mark.parametrize("lost", ["nothing", "the batch id", "the batch", "nothing; a subset"])
 def test_a_run_killed_while_its_batch_runs_is_resumed(tmp_path: Path, lost: str) -> None:
     """SIGKILL while the batch is in progress; the rerun submits nothing again, also when
     the kill came before the batch id was saved (the batch is found by its input file).
-    When it came before the batch was created, the rerun creates it, once."""
+    When it came before the batch was created, the rerun creates it, once. A rerun over
+    some of the texts collects the batch too: the answers of the others are cached."""
     cache = tmp_path / "h"
     script = tmp_path / "child.py"
     script.write_text(CHILD)
@@ -268,6 +290,11 @@ def test_a_run_killed_while_its_batch_runs_is_resumed(tmp_path: Path, lost: str)
                              (copy_input_file(sim, batch_id),))
         assert sim.stats()["batch_requests"] < DISTINCT  # really killed mid-batch
 
+        if lost == "nothing; a subset":
+            some = pd.DataFrame({"text": TEXTS[:100]}).llm.annotate(
+                "text", labels=LABELS, model="gpt-4o-mini", base_url=sim.base_url,
+                cache=str(cache), progress=False, batch=True, batch_poll_s=0.02)
+            assert some.tolist() == EXPECTED[:100] and report().batches_resumed == 1
         out_again = label(sim, cache)
         rep, stats = report(), sim.stats()
         assert out_again.tolist() == EXPECTED
@@ -279,4 +306,7 @@ def test_a_run_killed_while_its_batch_runs_is_resumed(tmp_path: Path, lost: str)
         assert (stats["batches"], stats["files"]) == (1, 1)  # 0 batches submitted twice
         assert set(stats["texts"].values()) == {1}  # 0 requests asked twice
         assert stats["batch_requests"] == DISTINCT
+        if lost == "nothing; a subset":  # the first rerun collected and cached them all
+            assert (rep.cache_hits, rep.batches_resumed, rep.requests) == (DISTINCT, 0, 0)
+            return
         assert (rep.batches, rep.batches_resumed, rep.requests) == (0, 1, 0)
