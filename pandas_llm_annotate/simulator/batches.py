@@ -27,7 +27,7 @@ from aiohttp import web
 
 from .config import SimulatorConfig
 from .stats import Stats
-from .wire import bad_request, error
+from .wire import bad_request, batch_lines, error
 
 ENDPOINT = "/v1/chat/completions"
 MAX_REQUESTS = 50_000
@@ -200,7 +200,7 @@ class Batches:
         delay, deadline = self.config.batch_delay, start + self.config.batch_window
         if await self._wait(batch, delay * 0.1, deadline):
             return
-        problems = self._validate(batch, raw)
+        batch.lines, problems = batch_lines(raw, ENDPOINT, MAX_REQUESTS)
         if problems:
             batch.data.update(status="failed", failed_at=int(time.time()),
                               errors={"object": "list", "data": problems[:100]})
@@ -229,39 +229,6 @@ class Batches:
             self._close(batch, "expired", "batch_expired")
             return True
         return False
-
-    def _validate(self, batch: _Batch, raw: bytes) -> list[dict[str, Any]]:
-        problems: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        models: set[str] = set()
-        for n, text in enumerate(raw.decode("utf-8", "replace").splitlines(), 1):
-            if not text.strip():
-                continue
-            try:
-                line = json.loads(text)
-            except ValueError:
-                line = None
-            body = line.get("body") if isinstance(line, dict) else None
-            if not isinstance(body, dict) or not isinstance(line.get("custom_id"), str):
-                problems.append(_problem(n, "invalid_json_line", "Not a request line."))
-            elif line["custom_id"] in seen:
-                problems.append(_problem(n, "duplicate_custom_id",
-                                         f"The custom_id {line['custom_id']!r} is not unique."))
-            elif line.get("method") != "POST" or line.get("url") != ENDPOINT:
-                problems.append(_problem(n, "invalid_url",
-                                         f"Each line must be a POST to {ENDPOINT}."))
-            else:
-                seen.add(line["custom_id"])
-                models.add(str(body.get("model")))
-                batch.lines.append(line)
-        if len(models) > 1:
-            problems.append(_problem(None, "mixed_models", "All requests must use one model."))
-        if len(batch.lines) > MAX_REQUESTS:
-            problems.append(_problem(None, "too_many_requests",
-                                     f"A batch can hold at most {MAX_REQUESTS:,} requests."))
-        if not batch.lines and not problems:
-            problems.append(_problem(None, "empty_file", "The input file has no requests."))
-        return problems
 
     def _answer(self, batch: _Batch, line: dict[str, Any]) -> None:
         counts = batch.data["request_counts"]
@@ -310,6 +277,3 @@ class Batches:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-
-def _problem(line: int | None, code: str, message: str) -> dict[str, Any]:
-    return {"code": code, "message": message, "param": None, "line": line}
