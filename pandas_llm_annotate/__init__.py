@@ -11,7 +11,16 @@ print(pla.last_report())
 from __future__ import annotations
 
 from . import accessor as _accessor  # noqa: F401  (registers the accessors)
-from .api import aannotate, aestimate, annotate, estimate, last_report
+from .api import (
+    aannotate,
+    acancel_batches,
+    aestimate,
+    annotate,
+    batches,
+    cancel_batches,
+    estimate,
+    last_report,
+)
 from .config import Options, Settings, configure
 from .display import html as _html  # noqa: F401  (draws reports: Report._repr_html_)
 from .errors import (
@@ -19,6 +28,7 @@ from .errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
+    BatchRequestError,
     CacheError,
     ColumnNotFoundError,
     ConfigError,
@@ -47,6 +57,7 @@ __all__ = [
     "AnnotateError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchRequestError",
     "CacheError",
     "ColumnNotFoundError",
     "ConfigError",
@@ -67,8 +78,11 @@ __all__ = [
     "TransportError",
     "UnknownSetting",
     "aannotate",
+    "acancel_batches",
     "aestimate",
     "annotate",
+    "batches",
+    "cancel_batches",
     "configure",
     "estimate",
     "last_report",

@@ -13,11 +13,15 @@ from typing import Any
 
 import pandas as pd
 
-from .config import resolve
+from .config import Settings, resolve
 from .display.progress import show
-from .errors import AnnotateError
+from .errors import AnnotateError, BadRequestError, ConfigError
+from .pipeline.batch_state import COLUMNS, BatchState, OpenBatch, public_url
+from .pipeline.cache import resolve_path
 from .pipeline.estimate import estimate_run
 from .pipeline.run import Run
+from .protocol.batch_api import BatchAPI
+from .protocol.transport import Transport
 from .report.estimate import Estimate
 from .report.report import Report
 from .sync import run_sync
@@ -102,3 +106,71 @@ def last_report() -> Report | None:
     a failure), or None. For a given result, `out.attrs["llm_report"]` is its own."""
     with _lock:
         return _last[0] if _last else None
+
+
+def _open_batches(settings: Settings) -> tuple[BatchState, list[OpenBatch]]:
+    if settings.cache is False:
+        raise ConfigError("Batches are kept in the cache file, and cache=False has none: pass "
+                          "the cache= of the run that submitted them (or leave it out).")
+    path = resolve_path(None if settings.cache is True else settings.cache)
+    state = BatchState.open(path if path.exists() else None)
+    return state, state.open_batches()
+
+
+def _table(found: list[OpenBatch]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(b.record.batch_id, b.record.status, b.requests, b.completed, b.failed, b.model,
+          b.base_url, pd.Timestamp(b.record.created, unit="s"), b.record.input_file_id)
+         for b in found], columns=COLUMNS)
+
+
+def batches(**options: Any) -> pd.DataFrame:
+    """The open batches in the cache file (`cache=`, else the default one): submitted by
+    `annotate(..., batch=True)` and not collected yet, with their last known status and
+    request counts. Sends no request; the same `annotate` call collects them."""
+    state, found = _open_batches(resolve(**options))
+    state.close()
+    return _table(found)
+
+
+async def acancel_batches(batch_ids: Any = None, **options: Any) -> pd.DataFrame:
+    """Async twin of `cancel_batches`."""
+    settings = resolve(**options)
+    state, found = _open_batches(settings)
+    try:
+        ids = None if batch_ids is None else (
+            {batch_ids} if isinstance(batch_ids, str) else set(batch_ids))
+        known = {b.record.batch_id: b for b in found if b.record.batch_id}
+        if ids is not None and not ids <= set(known):
+            raise ConfigError(f"No open batch {sorted(ids - set(known))} in the cache file; "
+                              f"open: {sorted(known) or 'none'} (see pla.batches()).")
+        server = public_url(settings.base_url)
+        chosen = [b for i, b in known.items() if ids is None or i in ids]
+        elsewhere = sorted({b.base_url for b in chosen if b.base_url != server})
+        if elsewhere and ids is not None:  # the key is only ever sent to its own server
+            raise ConfigError(f"Those batches were sent to {', '.join(elsewhere)}, not "
+                              f"{server}: pass base_url= (and the api_key) of that server.")
+        async with Transport(settings.base_url, api_key=settings.api_key,
+                             timeout=settings.timeout, max_connections=4,
+                             max_response_bytes=settings.max_response_bytes) as transport:
+            api = BatchAPI(transport, timeout=settings.timeout)
+            for b in chosen:
+                if b.base_url == server and b.record.batch_id is not None:
+                    try:
+                        info = await api.cancel(b.record.batch_id)
+                    except BadRequestError:  # it ended meanwhile
+                        info = await api.retrieve(b.record.batch_id)
+                    state.set_status(info.id, info.status)
+        return _table(state.open_batches())
+    finally:
+        state.close()
+
+
+def cancel_batches(batch_ids: Any = None, **options: Any) -> pd.DataFrame:
+    """Cancel open batches (all those sent to this `base_url`, or the ids given); the
+    open batches after it. What a cancelled batch answered is still collected, and the
+    rest asked again, by the next run of the same call."""
+    try:
+        return run_sync(acancel_batches(batch_ids, **options))
+    except AnnotateError as error:
+        raise shorten(error) from None

@@ -174,10 +174,32 @@ def test_rate_limits() -> None:
     assert len(report_htmls(nb)) == 2
 
 
+def test_cost_and_batch() -> None:
+    nb = executed("06_cost_and_batch.ipynb")
+    check_common(nb)
+    batch, interrupted, resumed, cancelled, asked_again = panels(nb)
+    for bar in (batch, resumed, asked_again):
+        assert finished(bar, 1000)
+    assert interrupted["bar_style"] == cancelled["bar_style"] == "warning"
+    htmls = [o["data"]["text/html"] for _, o in outputs(nb) if WIDGET_VIEW in o.get("data", {})]
+    assert "Batch API" in htmls[0] and "completed 600/600 done" in htmls[0]
+    assert "still running on the server" in htmls[1]
+    out = stdout(nb)
+    assert "requests sent so far: 0" in out  # estimates send nothing
+    match = re.search(r"\$(\d+\.\d+) at the batch price, \$(\d+\.\d+) at the list price", out)
+    assert match is not None
+    assert float(match.group(1)) == pytest.approx(float(match.group(2)) / 2, abs=1e-4)
+    assert "resumed 1 batch, submitted 0 new batches and 0 new requests; 1,000 rows" in out
+    match = re.search(r"asked the rest in 1 new batch \((\d+) requests\); 1,000 rows answered; "
+                      r"open batches left: 0", out)
+    assert match is not None and 0 < int(match.group(1)) < 600
+
+
 def test_every_notebook_is_tested() -> None:
     names = {p.name for p in NOTEBOOKS.glob("*.ipynb")}
     assert names == {"01_quick_start.ipynb", "02_intent_labels.ipynb",
                      "03_chinese_reviews_chunking.ipynb", "04_rate_limits.ipynb",
+                     "06_cost_and_batch.ipynb",
                      "real_llm.ipynb"}  # real_llm: executed in tests/test_real_llm.py
 
 

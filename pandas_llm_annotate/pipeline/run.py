@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..config import Settings
+from ..dispatch.batch import BatchDispatcher
 from ..dispatch.budget import Budget, BudgetReached
 from ..dispatch.scheduler import FatalError, Scheduler
 from ..errors import ConfigError, RequestError
+from ..protocol.batch_api import TERMINAL, BatchAPI
 from ..protocol.structured import Negotiator
 from ..protocol.transport import Completion, Transport
 from ..ratelimit.registry import run_limits
@@ -26,6 +28,7 @@ from ..report.metrics import Metrics
 from ..report.pricing import Price, price_of
 from ..report.report import Report
 from ..tasks.task import Task
+from .batch_state import BatchState, RunStore
 from .cache import Cache, namespace_key
 from .identity import server_identity
 from .pieces import Pieces
@@ -67,6 +70,8 @@ class Run:
         self.sink = AnswerSink(self.task, self.pieces, self.metrics, namespace=self.namespace,
                                packed=self.packed)
         self.stage: SemanticStage | None = None  # semantic=...: see semantic/stage.py
+        self.batch_state: BatchState | None = None  # batch=True: see batch_state.py
+        self.metrics.batch = settings.batch
 
     def _price_for_budget(self) -> Price:
         price = self.settings.price or price_of(self.settings.model)
@@ -93,12 +98,15 @@ class Run:
             raise fatal.error from fatal.error.__cause__  # the cause kept, not FatalError
         except (asyncio.CancelledError, KeyboardInterrupt):
             rows = self.pieces.rows_answered(self.sink.answers)
-            self.metrics.finish("interrupted", f"interrupted, {rows} rows saved in cache")
+            self.metrics.finish("interrupted", f"interrupted, {rows} rows saved in cache"
+                                + self._batches_left())
             raise
         except BaseException as exc:
             self.metrics.finish("failed", repr(exc))
             raise
         finally:
+            if self.batch_state is not None:
+                self.batch_state.close()
             if cache is not None:
                 u = self.metrics.usage
                 await asyncio.to_thread(self._close, cache, u.requests, u.estimated_prompt,
@@ -107,6 +115,12 @@ class Run:
         self.metrics.finish("finished")
         return broadcast(self.plan, self.pieces.text_answers(self.sink.answers, self.task.merge),
                          self.values)
+
+    def _batches_left(self) -> str:
+        left = [b.id for b in self.metrics.batches.values() if b.status not in TERMINAL]
+        return (f"; {len(left)} {'batch' if len(left) == 1 else 'batches'} still running on "
+                "the server: the same call collects the answers, pla.cancel_batches() "
+                "cancels") if left else ""
 
     def _close(self, cache: Cache, *usage: Any) -> None:
         """Write what is queued and the run's usage (for estimates), then close: off the loop."""
@@ -154,6 +168,19 @@ class Run:
             max_wait=s.max_wait,
         )
         jobs = (tuple(todo[i : i + k]) for i in range(0, len(todo), k))
+        if s.batch:
+            dispatcher = BatchDispatcher(
+                api=BatchAPI(transport, timeout=s.timeout), store=self._batch_store(),
+                prepare=builder.prepare, on_answer=on_answer, on_failure=on_failure,
+                needed=self.sink.needed, metrics=self.metrics, max_rounds=s.max_retries,
+                poll_s=s.batch_poll_s, reformat=builder.reformat,
+                fallback=scheduler.run if s.batch_fallback == "online" else None,
+                metadata={"source": "pandas-llm-annotate"},
+            )
+            with limits:
+                async with transport:
+                    await dispatcher.run(jobs)
+            return
         if s.semantic:  # imported only when asked for: the core install has no torch
             from ..semantic.stage import open_stage
 
@@ -184,6 +211,16 @@ class Run:
         return (f"stopped at the budget: spent ${b.spent:.4f} of max_cost ${b.cap:.4f}; the "
                 f"{len(left):,} texts not asked would cost about ${per_piece * len(left):.4f} "
                 "more. A rerun with a higher max_cost asks only for them")
+
+    def _batch_store(self) -> RunStore:
+        """The run's batches in the cache file (in memory with cache=False)."""
+        cache = self.sink.cache
+        if self.batch_state is None:
+            self.batch_state = BatchState.open(cache.path if cache is not None else None)
+        return self.batch_state.bind(
+            namespace=self.namespace, base_url=self.settings.base_url,
+            model=str(self.settings.model), on_error=self.metrics.note,
+            flush=cache.flush if cache is not None else lambda: True)
 
     def report(self) -> Report:
         """The run's report now (frozen: later changes to the run do not reach it)."""

@@ -55,6 +55,10 @@ class AnswerSink:
     def todo(self) -> list[str]:
         return [k for k in self.pieces.text if k not in self.answers]
 
+    def needed(self, key: str) -> bool:
+        """`key` still wants an answer: it has none and did not fail for good."""
+        return key not in self.answers and key not in self.failed
+
     def accept(self, job: Job, content: str) -> Sequence[Job]:
         """Record the answers in `content`; return what must be asked again."""
         if len(job) == 1 and not self.packed:
@@ -76,10 +80,11 @@ class AnswerSink:
         return again
 
     def fail(self, job: Job, error: str) -> None:
-        """Every piece of `job` failed for good (its request did)."""
+        """Every piece of `job` without an answer failed for good (its request did)."""
         for key in job:
-            self.failed[key] = (error, None)
-            self._settle(key, None)
+            if self.needed(key):
+                self.failed[key] = (error, None)
+                self._settle(key, None)
 
     def reuse(self, hit: Hit) -> None:
         """A semantic hit: the answer of a near-identical text (not written to the cache)."""
@@ -87,15 +92,24 @@ class AnswerSink:
         self.metrics.rows_done += self.pieces.settle(hit.key)
 
     def _record(self, key: str, raw: str) -> None:
+        """The first valid answer of a key wins; a key is settled once (a batch of an
+        earlier run may answer a key again)."""
+        if key in self.answers:
+            return
         answer = self.task.valid(raw)
+        settled = key in self.failed
         if answer is None:
+            if settled:
+                return
             cut = raw[:RAW_PREVIEW_CHARS] + "…" if len(raw) > RAW_PREVIEW_CHARS else raw
             self.failed[key] = (self.task.invalid_reason, cut)
         else:
+            self.failed.pop(key, None)
             self.answers[key] = answer
             if self.cache is not None:
                 self.cache.save(key, answer, self.namespace)
-        self._settle(key, answer)
+        if not settled:
+            self._settle(key, answer)
 
     def _settle(self, key: str, answer: str | None) -> None:
         self.metrics.rows_done += self.pieces.settle(key)

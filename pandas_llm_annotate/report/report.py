@@ -73,6 +73,9 @@ class Report:
     model: str = ""
     answered: int = 0  # rows with an answer (missing cells not counted)
     cost_usd: float | None = None  # where the model's price is known (`pricing.py`)
+    batch: bool = False  # sent through a Batch API (cost at the batch price)
+    batches: int = 0  # batches this run submitted
+    batches_resumed: int = 0  # batches of an earlier run this run waited for and collected
     # Semantic cache: the count (`semantic_hits` in to_dict), the one-off embedder load, and
     # the audit table, one row per row answered from a near-identical text.
     semantic_hit_count: int = 0
@@ -110,7 +113,8 @@ class Report:
             reasked=m.reasked, answer_format=m.answer_format if m.answers else "",
             window=m.window,
             status=m.status, message=m.message,
-            failures=failures, model=m.model, cost_usd=m.cost_usd,
+            failures=failures, model=m.model, cost_usd=m.cost_usd, batch=m.batch,
+            batches=m.batches_submitted, batches_resumed=m.batches_resumed,
             semantic_hit_count=m.semantic_hits, embedder_load_s=m.embedder_load_s,
             semantic_hits=semantic_hits,
             latencies=tuple(m.latencies), answered_at=tuple(m.answered_at),

@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-rate-headers", action="store_true")
     p.add_argument("--models", default=None, help="comma-separated allowed models")
+    p.add_argument("--batch-delay", type=float, default=1.0,
+                   help="seconds a batch takes from creation to completed")
+    p.add_argument("--batch-window", type=float, default=86400.0,
+                   help="seconds before an unfinished batch expires")
+    p.add_argument("--batch-faults", type=float, default=0.0,
+                   help="probability that a request of a batch fails")
     p.add_argument("--allow-remote", action="store_true", help="allow non-loopback")
     return p
 
@@ -69,6 +75,9 @@ def config_from_args(ns: argparse.Namespace) -> SimulatorConfig:
         rate_headers=not ns.no_rate_headers,
         api_key=os.environ.get(API_KEY_ENV) or None,
         models=models,
+        batch_delay=ns.batch_delay,
+        batch_window=ns.batch_window,
+        batch_faults=ns.batch_faults,
     )
 
 

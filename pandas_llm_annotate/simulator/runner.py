@@ -168,6 +168,9 @@ def config_to_argv(config: SimulatorConfig) -> list[str]:
         "--fault-kinds", ",".join(config.fault_kinds),
         "--hang", repr(config.hang),
         "--seed", str(config.seed),
+        "--batch-delay", repr(config.batch_delay),
+        "--batch-window", repr(config.batch_window),
+        "--batch-faults", repr(config.batch_faults),
     ]  # fmt: skip
     if not config.rate_headers:
         argv.append("--no-rate-headers")
