@@ -6,8 +6,10 @@ path. Drawing them is the display's job.
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from .pricing import Price, cost_usd
 
@@ -28,6 +30,25 @@ class Usage:
         self.prompt += prompt
         self.completion += completion
         self.latency += latency
+
+
+@dataclass
+class ServerStats:
+    """One server's share of a run with several (`base_url=[...]`): attempts sent there
+    (retries included), answers, errors, times it was set aside, latencies."""
+
+    requests: int = 0
+    answers: int = 0
+    errors: int = 0
+    set_aside: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def summary(self, answers: int) -> dict[str, Any]:
+        """JSON-ready; `share`: this server's part of the run's `answers`."""
+        p50 = statistics.median(self.latencies) if self.latencies else None
+        return {"requests": self.requests, "answers": self.answers, "errors": self.errors,
+                "set_aside": self.set_aside, "p50_s": p50,
+                "share": round(self.answers / answers, 4) if answers else None}
 
 
 def saved_by_dedupe(rows: int, missing: int, distinct: int) -> int:
@@ -74,6 +95,7 @@ class Metrics:
     max_cost: float | None = None  # the run's spending cap (USD), shown beside the cost
     limited_at: list[float] = field(default_factory=list)  # seconds since start, per 429
     usage: Usage = field(default_factory=lambda: Usage())  # answers that carried `usage`
+    servers: dict[str, ServerStats] = field(default_factory=dict)  # by URL (no credentials)
 
     def sending(self, *, retry: bool) -> None:
         if retry:
