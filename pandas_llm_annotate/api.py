@@ -144,13 +144,13 @@ async def acancel_batches(batch_ids: Any = None, **options: Any) -> pd.DataFrame
         if ids is not None and not ids <= set(known):
             raise ConfigError(f"No open batch {sorted(ids - set(known))} in the cache file; "
                               f"open: {sorted(known) or 'none'} (see pla.batches()).")
-        server = public_url(settings.base_url)
+        server = public_url(settings.base_urls[0])
         chosen = [b for i, b in known.items() if ids is None or i in ids]
         elsewhere = sorted({b.base_url for b in chosen if b.base_url != server})
         if elsewhere and ids is not None:  # the key is only ever sent to its own server
             raise ConfigError(f"Those batches were sent to {', '.join(elsewhere)}, not "
                               f"{server}: pass base_url= (and the api_key) of that server.")
-        async with Transport(settings.base_url, api_key=settings.api_key,
+        async with Transport(settings.base_urls[0], api_key=settings.api_key,
                              timeout=settings.timeout, max_connections=4,
                              max_response_bytes=settings.max_response_bytes) as transport:
             api = BatchAPI(transport, timeout=settings.timeout)

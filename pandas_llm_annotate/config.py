@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypedDict
@@ -31,7 +31,7 @@ class Settings:
     `base_url` never show in `repr`."""
 
     model: str | None = None
-    base_url: str = OPENAI_BASE_URL
+    base_url: str | Sequence[str] = OPENAI_BASE_URL  # several: servers of one model
     api_key: str | None = field(default=None, repr=False)
     max_concurrency: int = 64
     max_retries: int = 6
@@ -65,6 +65,11 @@ class Settings:
         key = "set" if self.api_key else "unset"
         return f"Settings({shown}, api_key=<{key}>)"
 
+    @property
+    def base_urls(self) -> tuple[str, ...]:
+        """The servers: `base_url` as a tuple (one or several)."""
+        return (self.base_url,) if isinstance(self.base_url, str) else tuple(self.base_url)
+
     def check(self) -> Settings:
         """Raise ConfigError, saying what to do, when the settings cannot work."""
         if not self.model:
@@ -75,19 +80,18 @@ class Settings:
                 "`with pandas_llm_annotate.simulator.serve() as sim: "
                 "configure(model='sim', base_url=sim.base_url)`."
             )
-        if not self.base_url.startswith(("http://", "https://")):
+        urls = self.base_urls
+        if not urls or not all(isinstance(u, str) for u in urls):
             raise ConfigError(
-                f"base_url must start with http:// or https://, got {redact_url(self.base_url)!r}."
-            )
+                "base_url must be a URL, or a list of URLs of servers that serve the same "
+                f"model, got {redact_url(repr(self.base_url))}.")
+        for url in urls:
+            _check_url(url, self.api_key)
+        if self.batch and len(urls) > 1:
+            raise ConfigError("batch=True sends to one server's Batch API: pass one base_url "
+                              "(several servers work online).")
         _check_key(self.api_key)
-        if self.api_key and has_credentials(self.base_url):
-            raise ConfigError(
-                f"base_url carries a user name and password ({redact_url(self.base_url)}) and "
-                "api_key is set too, but a request has one Authorization header. Keep one: "
-                "remove the credentials from base_url, or unset api_key "
-                "(configure(api_key=None), OPENAI_API_KEY)."
-            )
-        if self.base_url.rstrip("/") == OPENAI_BASE_URL and not self.api_key:
+        if OPENAI_BASE_URL in (u.rstrip("/") for u in urls) and not self.api_key:
             raise ConfigError(
                 "No API key for api.openai.com. Pass api_key='sk-...', call "
                 "pandas_llm_annotate.configure(api_key=...) or set OPENAI_API_KEY. For a local "
@@ -157,6 +161,18 @@ class Settings:
         return self
 
 
+def _check_url(url: str, api_key: str | None) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"base_url must start with http:// or https://, got {redact_url(url)!r}.")
+    if api_key and has_credentials(url):
+        raise ConfigError(
+            f"base_url carries a user name and password ({redact_url(url)}) and "
+            "api_key is set too, but a request has one Authorization header. Keep one: "
+            "remove the credentials from base_url, or unset api_key "
+            "(configure(api_key=None), OPENAI_API_KEY)."
+        )
+
+
 def _check_key(key: str | None) -> None:
     """A key is sent in a header: printable ASCII, no spaces (never shown in the message)."""
     for i, char in enumerate(key or ""):
@@ -204,10 +220,19 @@ def resolve(**overrides: Any) -> Settings:
     merged.update(_configured)
     merged.update({k: v for k, v in overrides.items() if v is not None})
     if "base_url" in merged:
-        merged["base_url"] = str(merged["base_url"]).strip().rstrip("/")
+        merged["base_url"] = _clean_urls(merged["base_url"])
     if "api_key" in merged:  # a key read from a file often ends with a newline
         merged["api_key"] = str(merged["api_key"]).strip() or None
     return Settings(**merged)
+
+
+def _clean_urls(value: Any) -> Any:
+    """One URL without spaces and trailing slashes; several: a tuple of them, each once."""
+    if isinstance(value, (str, Path)):
+        return str(value).strip().rstrip("/")
+    if isinstance(value, (list, tuple)):
+        return tuple(dict.fromkeys(_clean_urls(v) if isinstance(v, str) else v for v in value))
+    return value  # check() says what is wrong
 
 
 class Options(TypedDict, total=False):
@@ -217,7 +242,7 @@ class Options(TypedDict, total=False):
     added to one and not the other fails the import, and the tests)."""
 
     model: str
-    base_url: str
+    base_url: str | Sequence[str]
     api_key: str
     max_concurrency: int
     max_retries: int

@@ -67,7 +67,7 @@ def check_settings(options: dict[str, Any]) -> None:
     settings = resolve(**options)
     if not settings.model:
         raise ConfigError(f"No model: pass --model NAME or set ${ENV_VARS['model']}.")
-    if settings.base_url.rstrip("/") == OPENAI_BASE_URL and not settings.api_key:
+    if OPENAI_BASE_URL in settings.base_urls and not settings.api_key:
         raise ConfigError(
             f"No API key for api.openai.com: set ${ENV_VARS['api_key']} (keys are read from the "
             "environment, never from the command line), or pass --base-url for another server.")

@@ -31,7 +31,8 @@ GROUPS = {
 HELP: dict[str, tuple[str, str, str | None]] = {
     "model": ("server", f"model name sent to the server (or ${ENV_VARS['model']})", "NAME"),
     "base_url": ("server", f"API root, usually ending in /v1 (or ${ENV_VARS['base_url']}; "
-                 f"the API key only from ${ENV_VARS['api_key']})", "URL"),
+                 f"the API key only from ${ENV_VARS['api_key']}); repeat it for several "
+                 "servers of the same model: requests go to whichever has room", "URL"),
     "max_concurrency": ("speed", "requests in flight at most", "N"),
     "max_retries": ("speed", "retries per request (429, 5xx, timeouts, dropped connections)",
                     "N"),
@@ -88,6 +89,7 @@ def rows_per_request(value: str) -> int | str:
 
 
 SPECIAL: dict[str, dict[str, Any]] = {
+    "base_url": {"type": str, "action": "append"},
     "cache": {"type": str},
     "progress": {"action": argparse.BooleanOptionalAction},
     "rows_per_request": {"type": rows_per_request},

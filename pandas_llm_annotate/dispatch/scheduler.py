@@ -2,9 +2,11 @@
 with retries.
 
 A million jobs never become a million tasks: `max_concurrency` workers pull from
-a queue that holds at most twice that many jobs. A worker the limiter turns away
-waits on a future that a release wakes (`waiters.py`), or sleeps for the time the
-limiter names (a pause, a bucket refill): it never polls.
+a queue that holds at most twice that many jobs (`jobs.py`). A worker takes a job
+only when its server has room in its window, so with several servers (one scheduler
+each, one shared queue: `servers.py`) a free server takes the next job. A worker the
+limiter turns away waits on a future that a release wakes (`waiters.py`), or sleeps
+for the time the limiter names (a pause, a bucket refill): it never polls.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..errors import (
     APIError,
@@ -29,6 +31,10 @@ from ..ratelimit.headers import retry_after
 from ..ratelimit.limiter import MIN_PAUSE
 from ..report.metrics import Metrics
 from .budget import Budget
+from .jobs import Entry, JobQueue, drain
+from .request import Admission, Health
+from .request import FatalError as FatalError  # re-exported: the run catches it
+from .request import Request as Request  # re-exported: request builders make them
 from .retry import backoff, is_fatal, never_answers, wait_too_long
 from .waiters import waiters_for
 
@@ -37,48 +43,11 @@ OVERLOAD_STATUS = {503, 529}
 RATE_LIMIT_RETRIES = 50  # 429s that named a wait are not counted against max_retries up to this
 ISOLATED_RETRY_S = 0.1  # a fault that is not overload is retried within this (jittered)
 SILENT_TIMEOUTS = 3  # timeouts before the server answered anything in this run: it never will
+MAX_MOVES = 10  # several servers: a job moves off failing ones this often, then retries count
 
 
-class FatalError(Exception):
-    """Wraps the request error that stops the whole run."""
-
-    def __init__(self, error: RequestError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class Admission(Protocol):
-    """What the scheduler asks of a limiter (`ratelimit.RunLimits`, `ratelimit.Limiter`)."""
-
-    @property
-    def limit(self) -> int: ...
-
-    def cost(self, prompt_estimate: int, max_tokens: int) -> float: ...
-
-    def acquire(self, cost: float, now: float) -> float: ...
-
-    def succeeded(self, now: float, headers: Mapping[str, str], now_epoch: float, *,
-                  prompt_estimate: int = 0, prompt_tokens: int | None = None,
-                  latency: float | None = None) -> None: ...
-
-    def failed(self, now: float, *, overload: bool, fault: bool = False,
-               timed_out: float | None = None) -> None: ...
-
-    def overloaded(self, now: float) -> bool: ...
-
-    def rate_limited(self, now: float, headers: Mapping[str, str], now_epoch: float, *,
-                     max_wait: float = ...) -> float: ...
-
-
-@dataclass(frozen=True)
-class Request(Generic[J]):
-    """A job ready to send: the JSON body and what the limiter charges for it."""
-
-    job: J
-    body: dict[str, Any]
-    prompt_estimate: int
-    max_tokens: int
-    form: str = "plain"  # the structured-output form in the body
+class _HandBack(Exception):
+    """The job goes back to the queue, for whichever server has room."""
 
 
 @dataclass
@@ -112,45 +81,56 @@ class Scheduler(Generic[J]):
     rng: random.Random = field(default_factory=random.Random)
     max_wait: float = math.inf  # the run's `max_wait` setting
     budget: Budget | None = None  # the run's `max_cost`: each attempt reserves its bound
+    health: Health | None = None  # one server of several: set aside when it stops answering
 
     def __post_init__(self) -> None:
         self._any_success = False
         self._any_answer = False  # the server sent anything back: an answer, an error
         self._silent_timeouts = 0  # timeouts while it had not
         self._waiters = waiters_for(getattr(self.limiter, "shared", self.limiter))
+        self._holding = 0  # jobs this scheduler's workers hold
+        self._has_room = asyncio.Condition()
 
     async def run(self, jobs: Iterable[J] | AsyncIterable[J]) -> None:
-        queue: asyncio.Queue[J | None] = asyncio.Queue(maxsize=2 * self.max_concurrency)
-        workers = [asyncio.ensure_future(self._work(queue)) for _ in range(self.max_concurrency)]
-        feeder = asyncio.ensure_future(self._feed(jobs, queue, len(workers)))
-        tasks = [feeder, *workers]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                error = None if task.cancelled() else task.exception()
-                if error is not None:
-                    raise error
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        queue: JobQueue[J] = JobQueue(maxsize=2 * self.max_concurrency)
+        await drain(queue, jobs, self.workers(queue))
 
-    async def _feed(self, jobs: Iterable[J] | AsyncIterable[J], queue: asyncio.Queue[J | None],
-                    n: int) -> None:
-        if isinstance(jobs, AsyncIterable):  # e.g. the semantic stage, deciding as it goes
-            async for job in jobs:
-                await queue.put(job)
-        else:
-            for job in jobs:
-                await queue.put(job)
-        for _ in range(n):
-            await queue.put(None)
+    def workers(self, queue: JobQueue[J]) -> list[Coroutine[Any, Any, None]]:
+        """This scheduler's workers on `queue`, which other servers' workers may share."""
+        return [self._work(queue) for _ in range(self.max_concurrency)]
 
-    async def _work(self, queue: asyncio.Queue[J | None]) -> None:
-        while (job := await queue.get()) is not None:
-            todo = [job]
-            while todo:
-                todo.extend(await self._one(todo.pop()))
+    async def _work(self, queue: JobQueue[J]) -> None:
+        while True:
+            await self._room()
+            entry = await queue.get()
+            if entry is None:
+                return
+            self._holding += 1
+            try:
+                todo = [entry]
+                while todo:
+                    entry = todo.pop()
+                    try:
+                        todo.extend(Entry(j) for j in await self._one(entry.job, entry.moves))
+                    except _HandBack:  # the server is failing: another one takes it
+                        await queue.give_back(Entry(entry.job, entry.moves + 1))
+            finally:
+                self._holding -= 1
+                await queue.done()
+                if self.health is not None:
+                    async with self._has_room:
+                        self._has_room.notify(max(1, self.limiter.limit - self._holding))
+
+    async def _room(self) -> None:
+        """One server of several: wait until it may take a job (it is not set aside, and
+        the jobs its workers hold are fewer than its limit). A worker that would only
+        wait for the window leaves the job in the queue for a server with room (work
+        stealing). Alone, a server's workers wait for the window in `_admit`."""
+        if self.health is None:
+            return
+        await self.health.ready()
+        async with self._has_room:
+            await self._has_room.wait_for(lambda: self._holding < self.limiter.limit)
 
     async def _admit(self, cost: float) -> None:
         future: asyncio.Future[None] | None = None
@@ -180,7 +160,9 @@ class Scheduler(Generic[J]):
     def _release(self) -> None:
         self._waiters.wake()
 
-    async def _one(self, job: J) -> Sequence[J]:
+    async def _one(self, job: J, moves: int = 0) -> Sequence[J]:
+        """Send `job` until it is answered or fails for good; `moves`: times it was
+        handed back by failing servers (its first attempt here is then a retry)."""
         request = self.prepare(job)
         cost = self.limiter.cost(request.prompt_estimate, request.max_tokens)
         attempt = rate_waits = 0
@@ -190,7 +172,7 @@ class Scheduler(Generic[J]):
                 held = self.budget.bound(request.prompt_estimate, request.max_tokens)
                 await self.budget.reserve(held)
             await self._admit(cost)
-            self.metrics.sending(retry=attempt + rate_waits > 0)
+            self.metrics.sending(retry=attempt + rate_waits + moves > 0)
             self.metrics.window = self.limiter.limit
             try:
                 completion = await self.send(request.body)
@@ -204,6 +186,8 @@ class Scheduler(Generic[J]):
                     rate_waits += 1
                     continue
                 fatal = self._fatal(exc, asked)
+                if self.health is not None and self.health.moves(exc) and moves < MAX_MOVES:
+                    raise _HandBack from exc  # the server's fault: not one of the job's retries
                 if fatal is not None:
                     raise FatalError(fatal) from exc
                 if isinstance(exc, RateLimitError) and self._named_wait(exc) \

@@ -117,6 +117,12 @@ def semantic_html(r: Report, limit: int = FAILURE_ROWS) -> str:
                   "rows answered from a near-identical text", "semantic_hits", limit)
 
 
+def servers_html(r: Report) -> str:
+    """Several servers: what each took (requests, answers, errors, p50, share)."""
+    table = pd.DataFrame([{"server": name, **numbers} for name, numbers in r.servers.items()])
+    return _table(table, "Servers", "servers", "servers")
+
+
 def chart_html(r: Report) -> str:
     if not r.latencies:
         why = ("everything came from dedupe and the cache" if r.status == "finished"
@@ -142,7 +148,8 @@ def to_html(r: Report) -> str:
     return (f"<div class='pla-report' style='{FONT} font-size:13px; max-width:960px'>"
             f"{_header(r)}<div style='display:grid; gap:8px; grid-template-columns:{columns}'>"
             f"{cards}</div>"
-            f"{chart_html(r)}{failures_html(r)}{semantic_html(r)}</div>")
+            f"{chart_html(r)}{servers_html(r)}{failures_html(r)}"
+            f"{semantic_html(r)}</div>")
 
 
 def _figure() -> Any:

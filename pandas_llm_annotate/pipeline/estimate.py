@@ -28,14 +28,14 @@ def estimate_run(run: Run) -> Estimate:
         finally:
             cache.close()
     todo = [k for k in run.pieces.text if k not in cached]
-    shared = known_limiter(s.base_url, s.api_key, str(s.model))
+    shared = known_limiter(s.base_urls[0], s.api_key, str(s.model))
     buckets = [b.capacity for b in (shared.tokens if shared else None,) if b is not None]
     if s.tpm:
         buckets.append(s.tpm / 60)
     builder = RequestBuilder(run.task, run.pieces.text, model=str(s.model),
                              temperature=s.temperature, packed=run.packed,
                              structured=s.structured,
-                             negotiator=Negotiator(s.base_url, str(s.model)))
+                             negotiator=Negotiator(s.base_urls[0], str(s.model)))
     k = builder.rows_per_request(s.rows_per_request, todo, min(buckets) if buckets else None)
     jobs = [tuple(todo[i : i + k]) for i in range(0, len(todo), k)]
     sample = [builder.prepare(job) for job in jobs[:SAMPLE]]

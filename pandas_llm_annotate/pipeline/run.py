@@ -9,8 +9,10 @@ Drawing progress is not its business: the sync/async edge (`api.py`) does that.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -19,12 +21,15 @@ from ..config import Settings
 from ..dispatch.batch import BatchDispatcher
 from ..dispatch.budget import Budget, BudgetReached
 from ..dispatch.scheduler import FatalError, Scheduler
+from ..dispatch.servers import Farm
 from ..errors import ConfigError, RequestError
 from ..protocol.batch_api import TERMINAL, BatchAPI
 from ..protocol.structured import Negotiator
 from ..protocol.transport import Completion, Transport
 from ..ratelimit.registry import run_limits
-from ..report.metrics import Metrics
+from ..ratelimit.run_limits import RunLimits
+from ..redact import redact_url
+from ..report.metrics import Metrics, ServerStats
 from ..report.pricing import Price, price_of
 from ..report.report import Report
 from ..tasks.task import Task
@@ -51,7 +56,7 @@ class Run:
         self.task = Task.build(prompt, labels, settings.max_tokens)
         self.packed = settings.rows_per_request != 1
         self.namespace = namespace_key(
-            model=settings.model, server=server_identity(settings.base_url,
+            model=settings.model, server=server_identity(settings.base_urls,
                                                          settings.cache_namespace),
             system=self.task.system,
             labels=self.task.labels, temperature=settings.temperature,
@@ -132,52 +137,28 @@ class Run:
         if not todo:
             return
         s = self.settings
-        limits = run_limits(s.base_url, s.api_key, str(s.model), max_concurrency=s.max_concurrency,
-                            rpm=s.rpm, tpm=s.tpm, timeout=s.timeout)
-        builder = RequestBuilder(
-            self.task, self.pieces.text, model=str(s.model), temperature=s.temperature,
-            packed=self.packed, structured=s.structured,
-            negotiator=Negotiator(s.base_url, str(s.model)),
-        )
-        k = builder.rows_per_request(s.rows_per_request, todo, limits.token_capacity)
+        farm = Farm(several=len(s.base_urls) > 1)  # several servers: see dispatch/servers.py
+        limits: list[RunLimits] = []
+        for url in s.base_urls:  # each its own limiter; the run's rpm/tpm shared by all
+            limits.append(run_limits(url, s.api_key, str(s.model),
+                                     max_concurrency=s.max_concurrency, rpm=s.rpm, tpm=s.tpm,
+                                     timeout=s.timeout, share=limits[0] if limits else None))
+        servers = [self._server(u, lim, farm) for u, lim in zip(s.base_urls, limits, strict=True)]
+        depths = [d for lim in limits if (d := lim.token_capacity) is not None]
+        k = servers[0][0].rows_per_request(s.rows_per_request, todo, min(depths, default=None))
         self.metrics.rows_per_request_target = k
-        transport = Transport(s.base_url, api_key=s.api_key, timeout=s.timeout,
-                              max_connections=s.max_concurrency,
-                              max_response_bytes=s.max_response_bytes)
-        structured_answers = s.structured and (self.task.labels is not None or self.packed)
-
-        async def send(body: dict[str, object]) -> Completion:
-            return await transport.complete(body, stream=s.stream)
-
-        def on_answer(job: Job, completion: Completion) -> Sequence[Job]:
-            self.metrics.packed(len(job))
-            if structured_answers:
-                self.metrics.answer_format = builder.form
-            again = self.sink.accept(job, completion.content)
-            self.metrics.reasked += len(again)
-            return again
-
-        def on_failure(job: Job, error: RequestError) -> None:
-            self.sink.fail(job, str(error))
-
-        scheduler: Scheduler[Job] = Scheduler(
-            prepare=builder.prepare, send=send, on_answer=on_answer, on_failure=on_failure,
-            limiter=limits, metrics=self.metrics, max_concurrency=s.max_concurrency,
-            max_retries=s.max_retries, reformat=builder.reformat, rng=random.Random(),
-            budget=self.budget,
-            max_wait=s.max_wait,
-        )
         jobs = (tuple(todo[i : i + k]) for i in range(0, len(todo), k))
-        if s.batch:
+        if s.batch:  # one server (config.py checks): the Batch API instead of the scheduler
+            builder, transport, scheduler = servers[0]
             dispatcher = BatchDispatcher(
                 api=BatchAPI(transport, timeout=s.timeout), store=self._batch_store(),
-                prepare=builder.prepare, on_answer=on_answer, on_failure=on_failure,
-                needed=self.sink.needed, metrics=self.metrics, max_rounds=s.max_retries,
-                poll_s=s.batch_poll_s, reformat=builder.reformat,
+                prepare=builder.prepare, on_answer=scheduler.on_answer,
+                on_failure=scheduler.on_failure, needed=self.sink.needed, metrics=self.metrics,
+                max_rounds=s.max_retries, poll_s=s.batch_poll_s, reformat=builder.reformat,
                 fallback=scheduler.run if s.batch_fallback == "online" else None,
                 metadata={"source": "pandas-llm-annotate"},
             )
-            with limits:
+            with limits[0]:
                 async with transport:
                     await dispatcher.run(jobs)
             return
@@ -192,12 +173,58 @@ class Run:
             )
             self.sink.listener = self.stage.answered
         try:
-            with limits:
-                async with transport:
-                    await scheduler.run(jobs if self.stage is None else self.stage.jobs())
+            async with contextlib.AsyncExitStack() as stack:
+                for lim, (_, transport, _) in zip(limits, servers, strict=True):
+                    stack.enter_context(lim)
+                    await stack.enter_async_context(transport)
+                await farm.run([scheduler for _, _, scheduler in servers],
+                               jobs if self.stage is None else self.stage.jobs())
         finally:
+            if farm.several:
+                self.metrics.window = sum(lim.limit for lim in limits)
             if self.stage is not None:
                 self.stage.close()
+
+    def _server(self, url: str, limits: RunLimits,
+                farm: Farm) -> tuple[RequestBuilder, Transport, Scheduler[Job]]:
+        """What one server needs: its answer format (negotiated per server), its
+        transport (one session) and its scheduler over its limits."""
+        s = self.settings
+        builder = RequestBuilder(
+            self.task, self.pieces.text, model=str(s.model), temperature=s.temperature,
+            packed=self.packed, structured=s.structured, negotiator=Negotiator(url, str(s.model)),
+        )
+        transport = Transport(url, api_key=s.api_key, timeout=s.timeout,
+                              max_connections=s.max_concurrency,
+                              max_response_bytes=s.max_response_bytes)
+        structured_answers = s.structured and (self.task.labels is not None or self.packed)
+        name = redact_url(url)
+        if name in self.metrics.servers:  # the same URL with other credentials
+            name = f"{name} ({len(farm.servers) + 1})"
+        stats = ServerStats()
+        if farm.several:
+            self.metrics.servers[name] = stats
+        server = farm.add(name, partial(transport.complete, stream=s.stream), stats)
+
+        def on_answer(job: Job, completion: Completion) -> Sequence[Job]:
+            self.metrics.packed(len(job))
+            if structured_answers:
+                self.metrics.answer_format = builder.form
+            again = self.sink.accept(job, completion.content)
+            self.metrics.reasked += len(again)
+            return again
+
+        def on_failure(job: Job, error: RequestError) -> None:
+            self.sink.fail(job, str(error))
+
+        scheduler: Scheduler[Job] = Scheduler(
+            prepare=builder.prepare, send=server.send, on_answer=on_answer,
+            on_failure=on_failure, limiter=limits, metrics=self.metrics,
+            max_concurrency=s.max_concurrency, max_retries=s.max_retries,
+            reformat=builder.reformat, rng=random.Random(), budget=self.budget,
+            max_wait=s.max_wait, health=server if farm.several else None,
+        )
+        return builder, transport, scheduler
 
     def _budget_message(self) -> str:
         """What was spent, and what the texts not asked would cost (at the mean cost of
@@ -218,7 +245,7 @@ class Run:
         if self.batch_state is None:
             self.batch_state = BatchState.open(cache.path if cache is not None else None)
         return self.batch_state.bind(
-            namespace=self.namespace, base_url=self.settings.base_url,
+            namespace=self.namespace, base_url=self.settings.base_urls[0],
             model=str(self.settings.model), on_error=self.metrics.note,
             flush=cache.flush if cache is not None else lambda: True)
 

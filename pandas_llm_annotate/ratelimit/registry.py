@@ -35,9 +35,16 @@ def shared_limiter(base_url: str, api_key: str | None, model: str, *, max_concur
 
 
 def run_limits(base_url: str, api_key: str | None, model: str, *, max_concurrency: int,
-               rpm: float | None, tpm: float | None, timeout: float | None) -> RunLimits:
-    """A run's limits (its own rpm/tpm/max_concurrency) over the shared limiter."""
+               rpm: float | None, tpm: float | None, timeout: float | None,
+               share: RunLimits | None = None) -> RunLimits:
+    """A run's limits (its own rpm/tpm/max_concurrency) over the shared limiter.
+    `share`: the limits of another server of the same run, whose rpm/tpm buckets these
+    use too (a run's rpm and tpm are the run's, however many servers it spreads over;
+    `max_concurrency` holds per server)."""
     shared = shared_limiter(base_url, api_key, model, max_concurrency=max_concurrency,
                             timeout=timeout)
-    return RunLimits(shared, max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,
-                     timeout=timeout, now=time.monotonic())
+    limits = RunLimits(shared, max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,
+                       timeout=timeout, now=time.monotonic())
+    if share is not None:
+        limits.requests, limits.tokens = share.requests, share.tokens
+    return limits

@@ -6,8 +6,10 @@ path. Drawing them is the display's job.
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from .pricing import BATCH_DISCOUNT, Price, cost_usd
 
@@ -39,6 +41,25 @@ class BatchProgress:
     total: int
     completed: int
     failed: int
+
+
+@dataclass
+class ServerStats:
+    """One server's share of a run with several (`base_url=[...]`): attempts sent there
+    (retries included), answers, errors, times it was set aside, latencies."""
+
+    requests: int = 0
+    answers: int = 0
+    errors: int = 0
+    set_aside: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def summary(self, answers: int) -> dict[str, Any]:
+        """JSON-ready; `share`: this server's part of the run's `answers`."""
+        p50 = statistics.median(self.latencies) if self.latencies else None
+        return {"requests": self.requests, "answers": self.answers, "errors": self.errors,
+                "set_aside": self.set_aside, "p50_s": p50,
+                "share": round(self.answers / answers, 4) if answers else None}
 
 
 def saved_by_dedupe(rows: int, missing: int, distinct: int) -> int:
@@ -90,6 +111,9 @@ class Metrics:
     batches: dict[str, BatchProgress] = field(default_factory=dict)  # by batch id
     batches_submitted: int = 0  # batches this run created
     batches_resumed: int = 0  # batches of an earlier run this run waited for
+
+
+    servers: dict[str, ServerStats] = field(default_factory=dict)  # by URL (no credentials)
 
     def sending(self, *, retry: bool) -> None:
         if retry:

@@ -83,6 +83,9 @@ class Report:
     semantic_hits: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=SEMANTIC_HIT_COLUMNS), repr=False,
         compare=False)
+    # Several servers (`base_url=[...]`): per server (URL without credentials) requests,
+    # answers, errors, set_aside, p50_s and share of the answers.
+    servers: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
     # The raw series behind the charts (`plot()`, the HTML view); not in `to_dict()`.
     latencies: tuple[float, ...] = field(default=(), repr=False, compare=False)
     answered_at: tuple[float, ...] = field(default=(), repr=False, compare=False)
@@ -117,6 +120,8 @@ class Report:
             batches=m.batches_submitted, batches_resumed=m.batches_resumed,
             semantic_hit_count=m.semantic_hits, embedder_load_s=m.embedder_load_s,
             semantic_hits=semantic_hits,
+            servers={name: stats.summary(sum(s.answers for s in m.servers.values()))
+                     for name, stats in m.servers.items()},
             latencies=tuple(m.latencies), answered_at=tuple(m.answered_at),
             limited_at=tuple(m.limited_at),
         )
