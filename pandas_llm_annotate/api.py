@@ -1,6 +1,7 @@
 """The public entry points: `aannotate` (async core) and `annotate` (its thin sync edge).
 
-Each run's report is attached to the Series it returns (`out.attrs["llm_report"]`),
+Each builds its task (`tasks/`) and hands it to the one pipeline (`pipeline/run.py`).
+Each run's report is attached to the result it returns (`out.attrs["llm_report"]`),
 so two runs at once never mix their reports; `last_report()` is the report of the
 run that ended last in this process.
 """
@@ -8,20 +9,24 @@ run that ended last in this process.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import pandas as pd
 
-from .config import resolve
+from .config import Settings, resolve
 from .display.progress import show
 from .errors import AnnotateError
 from .pipeline.run import Run
 from .report.report import Report
 from .sync import run_sync
+from .tasks.base import Task
+from .tasks.labels import LabelTask
 
 REPORT_ATTR = "llm_report"  # the key of a result's report in `Series.attrs`
 _last: list[Report] = []  # the report of the run that ended last (a frozen copy)
 _lock = threading.Lock()
+R = TypeVar("R", pd.Series, pd.DataFrame)
 
 
 def _series(values: Any) -> pd.Series:
@@ -31,10 +36,20 @@ def _series(values: Any) -> pd.Series:
 async def aannotate(values: Any, prompt: str | None = None, *, labels: Any = None,
                     **options: Any) -> pd.Series:
     """Async twin of `annotate`."""
-    series = _series(values)
+    def task(settings: Settings) -> Task:
+        return LabelTask.build(prompt, labels, settings.max_tokens)
+
+    out = await _arun(_series(values), task, options)
+    assert isinstance(out, pd.Series)
+    return out
+
+
+async def _arun(series: pd.Series, make_task: Callable[[Settings], Task],
+                options: dict[str, Any]) -> pd.Series | pd.DataFrame:
+    """One run of the task `make_task` builds, on the one pipeline; its report attached."""
     try:
         settings = resolve(**options).check()
-        run = Run(series, prompt, labels, settings)
+        run = Run(series, make_task(settings), settings)
     except AnnotateError as error:  # no run: its report says why, not the last run's
         _finished(Report.not_started(len(series), str(error)))
         raise
@@ -56,14 +71,19 @@ def _finished(report: Report) -> None:
 def annotate(values: Any, prompt: str | None = None, *, labels: Any = None,
              **options: Any) -> pd.Series:
     """Label every value with the LLM; see `DataFrameAccessor.annotate` for the arguments."""
+    return _sync(aannotate(values, prompt, labels=labels, **options), "annotate")
+
+
+def _sync(coro: Coroutine[Any, Any, R], name: str) -> R:
+    """The sync edge: run `coro`; short user errors; Ctrl-C says what was kept."""
     try:
-        return run_sync(aannotate(values, prompt, labels=labels, **options))
+        return run_sync(coro)
     except AnnotateError as error:
         raise shorten(error) from None
     except KeyboardInterrupt:
         report = last_report()
         said = report.message if report is not None and report.message else "interrupted"
-        raise KeyboardInterrupt(f"annotate {said}") from None
+        raise KeyboardInterrupt(f"{name} {said}") from None
 
 
 def shorten(error: AnnotateError) -> AnnotateError:

@@ -1,6 +1,7 @@
-"""One run of `annotate`: plan → cache → chunk → schedule → parse → cache → broadcast.
+"""One run of a task: plan → cache → chunk → schedule → parse → cache → broadcast.
 
-The run wires the pipeline's parts and owns nothing else: `Pieces` (chunks and which
+The run wires the pipeline's parts and owns nothing else: the task (what is asked, how
+an answer is checked, what the result looks like: `tasks/`), `Pieces` (chunks and which
 rows wait for them), `RequestBuilder` (bodies), `AnswerSink` (validation, cache
 writes), the scheduler and limiter (dispatch, ratelimit), the semantic stage when on.
 Drawing progress is not its business: the sync/async edge (`api.py`) does that.
@@ -23,11 +24,11 @@ from ..protocol.transport import Completion, Transport
 from ..ratelimit.registry import run_limits
 from ..report.metrics import Metrics
 from ..report.report import Report
-from ..tasks.task import Task
+from ..tasks.base import Task
 from .cache import Cache, namespace_key
 from .identity import server_identity
 from .pieces import Pieces
-from .plan import broadcast, plan_column
+from .plan import plan_column
 from .requests import Job, RequestBuilder
 from .sink import AnswerSink
 from .tables import failures_table, hits_table
@@ -37,19 +38,17 @@ if TYPE_CHECKING:
 
 
 class Run:
-    """One call of `annotate`: its plan, its pieces, its answers and its metrics."""
+    """One call of `annotate` or `extract`: its plan, pieces, answers and metrics."""
 
-    def __init__(self, values: pd.Series, prompt: str | None, labels: object,
-                 settings: Settings) -> None:
+    def __init__(self, values: pd.Series, task: Task, settings: Settings) -> None:
         self.values = values
         self.settings = settings
-        self.task = Task.build(prompt, labels, settings.max_tokens)
+        self.task = task
         self.packed = settings.rows_per_request != 1
         self.namespace = namespace_key(
             model=settings.model, server=server_identity(settings.base_url,
                                                          settings.cache_namespace),
-            system=self.task.system,
-            labels=self.task.labels, temperature=settings.temperature,
+            system=self.task.system, **self.task.key_parts(), temperature=settings.temperature,
             max_tokens=self.task.max_tokens, packed=self.packed, structured=settings.structured,
         )
         self.plan = plan_column(values)
@@ -63,7 +62,7 @@ class Run:
                                packed=self.packed)
         self.stage: SemanticStage | None = None  # semantic=...: see semantic/stage.py
 
-    async def execute(self) -> pd.Series:
+    async def execute(self) -> pd.Series | pd.DataFrame:
         """Ask for what is missing; the answers, one per row, aligned to the index."""
         s = self.settings
         cache: Cache | None = None
@@ -87,8 +86,8 @@ class Run:
                 await asyncio.to_thread(cache.close)  # writes what is queued, off the loop
                 self.metrics.note(cache.notice)
         self.metrics.finish("finished")
-        return broadcast(self.plan, self.pieces.text_answers(self.sink.answers, self.task.merge),
-                         self.values)
+        answers = self.pieces.text_answers(self.sink.answers, self.task.merge)
+        return self.task.output(answers, self.plan.take(), self.values)
 
     async def _ask(self, todo: list[str]) -> None:
         if not todo:
@@ -105,7 +104,7 @@ class Run:
         self.metrics.rows_per_request_target = k
         transport = Transport(s.base_url, api_key=s.api_key, timeout=s.timeout,
                               max_connections=s.max_concurrency)
-        structured_answers = s.structured and (self.task.labels is not None or self.packed)
+        structured_answers = s.structured and (self.task.schema(None) is not None or self.packed)
 
         async def send(body: dict[str, object]) -> Completion:
             return await transport.complete(body, stream=s.stream)

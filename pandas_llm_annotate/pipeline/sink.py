@@ -1,7 +1,9 @@
 """Where answers land: validated by the task, kept, written to the cache, counted.
 
-A packed answer is read per id; ids that are missing or invalid are asked again
-alone, never guessed; an answer with no JSON at all is asked again in two halves.
+A packed answer is read per id; ids that are missing, invalid or with a wrong field
+are asked again alone, never guessed; an answer with no JSON at all is asked again in
+two halves. An answer with wrong fields (asked alone) is kept with those fields null,
+and its problems listed, but never cached: a rerun asks for it again.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..protocol.packing import parse_pack
 from ..report.metrics import Metrics
-from ..tasks.task import Task
+from ..tasks.base import FieldProblem, Task, Verdict
 from .cache import Cache
 from .pieces import Pieces
 
@@ -24,7 +26,8 @@ Listener = Callable[[str, "str | None"], None]  # (piece key, answer or None if 
 
 
 class AnswerSink:
-    """`answers[key]`: valid answers; `failed[key]`: (reason, raw answer or None)."""
+    """`answers[key]`: usable answers; `failed[key]`: (reason, raw answer or None);
+    `problems[key]`: the wrong fields of a usable answer (it is not cached)."""
 
     def __init__(self, task: Task, pieces: Pieces, metrics: Metrics, *, namespace: str,
                  packed: bool) -> None:
@@ -35,6 +38,7 @@ class AnswerSink:
         self.packed = packed
         self.answers: dict[str, str] = {}
         self.failed: dict[str, tuple[str, str | None]] = {}
+        self.problems: dict[str, tuple[FieldProblem, ...]] = {}
         self.cache: Cache | None = None
         self.listener: Listener | None = None  # the semantic stage, when on
 
@@ -56,7 +60,7 @@ class AnswerSink:
     def accept(self, job: Job, content: str) -> Sequence[Job]:
         """Record the answers in `content`; return what must be asked again."""
         if len(job) == 1 and not self.packed:
-            self._record(job[0], content)
+            self._record(job[0], content, self.task.check(content))
             return ()
         found = parse_pack(content, len(job))
         if found is None and len(job) > 1:
@@ -65,12 +69,15 @@ class AnswerSink:
         again: list[Job] = []
         for i, key in enumerate(job, 1):
             raw = (found or {}).get(i)
-            if raw is not None and self.task.valid(raw) is not None:
-                self._record(key, raw)
-            elif len(job) > 1:
-                again.append((key,))  # missing or invalid: alone, never guessed
+            if raw is None and len(job) > 1:
+                again.append((key,))  # missing: alone, never guessed
+                continue
+            raw = content if raw is None else raw
+            verdict = self.task.check(raw)
+            if verdict.complete or len(job) == 1:
+                self._record(key, raw, verdict)
             else:
-                self._record(key, raw if raw is not None else content)
+                again.append((key,))  # invalid or a wrong field: alone, never guessed
         return again
 
     def fail(self, job: Job, error: str) -> None:
@@ -84,15 +91,17 @@ class AnswerSink:
         self.answers[hit.key] = hit.answer
         self.metrics.rows_done += self.pieces.settle(hit.key)
 
-    def _record(self, key: str, raw: str) -> None:
-        answer = self.task.valid(raw)
+    def _record(self, key: str, raw: str, verdict: Verdict) -> None:
+        answer = verdict.answer
         if answer is None:
-            self.failed[key] = (self.task.invalid_reason, raw)
+            self.failed[key] = (verdict.reason, raw)
         else:
             self.answers[key] = answer
-            if self.cache is not None:
+            if verdict.problems:
+                self.problems[key] = verdict.problems
+            elif self.cache is not None:
                 self.cache.save(key, answer, self.namespace)
-        self._settle(key, answer)
+        self._settle(key, answer if verdict.complete else None)
 
     def _settle(self, key: str, answer: str | None) -> None:
         self.metrics.rows_done += self.pieces.settle(key)

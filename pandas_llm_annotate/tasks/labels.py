@@ -1,10 +1,8 @@
-"""A task says what is asked and how an answer is checked.
+"""The label task: a label set (`labels=`), a free prompt, or the default topic task.
 
-Today: a label set (`labels=`), a free prompt, or the default topic task. The task
-owns the system prompt, the answer schema sent for structured output, the token
-room an answer needs, and the validation that turns raw text into a value or a
-failure. Dedupe, cache, chunking, packing, limiter and report do not care which
-task runs.
+It owns the system prompt, the answer schema sent for structured output, the token
+room an answer needs, and the validation that turns raw text into a label (or a
+cleaned free-text answer) or a failure.
 """
 
 from __future__ import annotations
@@ -14,9 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from ..protocol.prompts import check_labels, merge_answers, normalize_answer, system_prompt
 from ..protocol.structured import label_schema, pack_schema
 from ..text import estimate_tokens
+from .base import Verdict
+from .output import broadcast
 
 
 def default_max_tokens(prompt: str | None, labels: Sequence[str] | None) -> int:
@@ -29,16 +32,17 @@ def default_max_tokens(prompt: str | None, labels: Sequence[str] | None) -> int:
 
 
 @dataclass(frozen=True)
-class Task:
-    """One run's question. Build it with `Task.build`."""
+class LabelTask:
+    """One run's question with one answer per text. Build it with `LabelTask.build`."""
 
     system: str  # the system prompt: the static prefix of every request
     labels: tuple[str, ...] | None
     lowercase: bool  # the default task: answers lower-cased, trailing punctuation dropped
     max_tokens: int
+    pack_answer: str = '"..."'
 
     @classmethod
-    def build(cls, prompt: str | None, labels: object, max_tokens: int | None) -> Task:
+    def build(cls, prompt: str | None, labels: object, max_tokens: int | None) -> LabelTask:
         """Check the labels (a `ConfigError` says what to pass) and build the prompt."""
         names = check_labels(labels)
         if names is not None and len(names) == 1:
@@ -53,20 +57,21 @@ class Task:
             max_tokens=max_tokens or default_max_tokens(prompt, names),
         )
 
-    def valid(self, raw: str) -> str | None:
-        """The answer `raw` stands for, or None when it is not a valid answer."""
-        return normalize_answer(raw, self.labels, lowercase=self.lowercase)
+    def key_parts(self) -> dict[str, Any]:
+        return {"labels": self.labels}
 
-    @property
-    def invalid_reason(self) -> str:
-        return "answer is not one of the labels" if self.labels else "empty answer"
+    def check(self, raw: str) -> Verdict:
+        answer = normalize_answer(raw, self.labels, lowercase=self.lowercase)
+        if answer is None:
+            reason = "answer is not one of the labels" if self.labels else "empty answer"
+            return Verdict(None, reason)
+        return Verdict(answer)
 
     def merge(self, parts: Sequence[str]) -> str:
         """One text's answer from its chunks' answers (labels vote; text is joined)."""
         return parts[0] if len(parts) == 1 else merge_answers(parts, self.labels)
 
     def row_answer_tokens(self) -> int:
-        """Answer tokens one row needs inside a packed JSON answer."""
         if self.labels:
             return max(estimate_tokens(label) for label in self.labels) + 4
         return self.max_tokens
@@ -75,4 +80,14 @@ class Task:
         """The JSON schema of an answer: one row (`rows=None`; labels only) or a pack."""
         if rows is None:
             return label_schema(self.labels) if self.labels else None
-        return pack_schema(rows, self.labels)
+        value = {"type": "string", "enum": list(self.labels)} if self.labels else {
+            "type": "string"}
+        return pack_schema(rows, value)
+
+    def present(self, answer: str) -> frozenset[str]:
+        return frozenset()
+
+    def output(self, answers: Sequence[str | None], take: np.ndarray,
+               like: pd.Series) -> pd.Series:
+        return broadcast(answers, take, like)
+
