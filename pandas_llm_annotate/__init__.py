@@ -4,6 +4,7 @@
 import pandas_llm_annotate as pla   # registers df.llm and series.llm
 pla.configure(model="gpt-4o-mini", api_key="sk-...")
 df["intent"] = df.llm.annotate("text", "Which banking intent is this?", labels=INTENTS)
+df = df.join(df.llm.extract("text", {"amount": float | None, "urgent": bool}))
 print(pla.last_report())
 ```
 """
@@ -11,7 +12,7 @@ print(pla.last_report())
 from __future__ import annotations
 
 from . import accessor as _accessor  # noqa: F401  (registers the accessors)
-from .api import aannotate, annotate, last_report
+from .api import aannotate, aextract, annotate, extract, last_report
 from .config import Options, Settings, configure
 from .display import html as _html  # noqa: F401  (draws reports: Report._repr_html_)
 from .errors import (
@@ -61,7 +62,9 @@ __all__ = [
     "TransportError",
     "UnknownSetting",
     "aannotate",
+    "aextract",
     "annotate",
     "configure",
+    "extract",
     "last_report",
 ]

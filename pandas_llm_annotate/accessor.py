@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Hashable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -39,7 +39,8 @@ def _column(df: pd.DataFrame, column: Hashable) -> pd.Series:
 
 @pd.api.extensions.register_dataframe_accessor("llm")
 class DataFrameAccessor:
-    """`df.llm.annotate(column, prompt=None, *, labels=None, **options)`."""
+    """`df.llm.annotate(column, prompt=None, *, labels=None, **options)` and
+    `df.llm.extract(column, schema, prompt=None, **options)`."""
 
     def __init__(self, obj: pd.DataFrame) -> None:
         self._obj = obj
@@ -66,10 +67,30 @@ class DataFrameAccessor:
         """Async twin of `annotate`, for code that already runs an event loop."""
         return await api.aannotate(_column(self._obj, column), prompt, labels=labels, **options)
 
+    def extract(self, column: Hashable, schema: Any, prompt: str | None = None,
+                **options: Unpack[Options]) -> pd.DataFrame:
+        """Typed fields from every row of `column`: a DataFrame aligned to the index, one
+        column per field (dtypes `string`, `Int64`, `Float64`, `boolean`, `category` for
+        a label field, lists for a list-of-labels field).
+
+        `schema`: a dict of field types (`{"amount": float | None, "currency": ["USD",
+        "EUR"], "urgent": bool}`), a Pydantic model class, or a JSON Schema object. A
+        field the model got wrong is NA, listed with its raw value and the reason in
+        `last_report().failures` (column `field`); the row's other fields are kept.
+        Dedupe, cache, chunking, packing and the options are those of `annotate`.
+        """
+        return api.extract(_column(self._obj, column), schema, prompt, **options)
+
+    async def aextract(self, column: Hashable, schema: Any, prompt: str | None = None,
+                       **options: Unpack[Options]) -> pd.DataFrame:
+        """Async twin of `extract`."""
+        return await api.aextract(_column(self._obj, column), schema, prompt, **options)
+
 
 @pd.api.extensions.register_series_accessor("llm")
 class SeriesAccessor:
-    """`series.llm.annotate(prompt=None, *, labels=None, **options)`."""
+    """`series.llm.annotate(prompt=None, *, labels=None, **options)` and
+    `series.llm.extract(schema, prompt=None, **options)`."""
 
     def __init__(self, obj: pd.Series) -> None:
         self._obj = obj
@@ -83,3 +104,13 @@ class SeriesAccessor:
                         **options: Unpack[Options]) -> pd.Series:
         """Async twin of `annotate`."""
         return await api.aannotate(self._obj, prompt, labels=labels, **options)
+
+    def extract(self, schema: Any, prompt: str | None = None,
+                **options: Unpack[Options]) -> pd.DataFrame:
+        """Like `DataFrame.llm.extract`, on this Series."""
+        return api.extract(self._obj, schema, prompt, **options)
+
+    async def aextract(self, schema: Any, prompt: str | None = None,
+                       **options: Unpack[Options]) -> pd.DataFrame:
+        """Async twin of `extract`."""
+        return await api.aextract(self._obj, schema, prompt, **options)

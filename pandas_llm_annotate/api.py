@@ -1,4 +1,5 @@
-"""The public entry points: `aannotate` (async core) and `annotate` (its thin sync edge).
+"""The public entry points: `aannotate` / `aextract` (async core) and `annotate` /
+`extract` (their thin sync edge).
 
 Each builds its task (`tasks/`) and hands it to the one pipeline (`pipeline/run.py`).
 Each run's report is attached to the result it returns (`out.attrs["llm_report"]`),
@@ -22,6 +23,7 @@ from .report.report import Report
 from .sync import run_sync
 from .tasks.base import Task
 from .tasks.labels import LabelTask
+from .tasks.schema import SchemaTask
 
 REPORT_ATTR = "llm_report"  # the key of a result's report in `Series.attrs`
 _last: list[Report] = []  # the report of the run that ended last (a frozen copy)
@@ -41,6 +43,17 @@ async def aannotate(values: Any, prompt: str | None = None, *, labels: Any = Non
 
     out = await _arun(_series(values), task, options)
     assert isinstance(out, pd.Series)
+    return out
+
+
+async def aextract(values: Any, schema: Any, prompt: str | None = None,
+                   **options: Any) -> pd.DataFrame:
+    """Async twin of `extract`."""
+    def task(settings: Settings) -> Task:
+        return SchemaTask.build(schema, prompt, settings.max_tokens)
+
+    out = await _arun(_series(values), task, options)
+    assert isinstance(out, pd.DataFrame)
     return out
 
 
@@ -72,6 +85,12 @@ def annotate(values: Any, prompt: str | None = None, *, labels: Any = None,
              **options: Any) -> pd.Series:
     """Label every value with the LLM; see `DataFrameAccessor.annotate` for the arguments."""
     return _sync(aannotate(values, prompt, labels=labels, **options), "annotate")
+
+
+def extract(values: Any, schema: Any, prompt: str | None = None,
+            **options: Any) -> pd.DataFrame:
+    """Typed fields from every value; see `DataFrameAccessor.extract` for the arguments."""
+    return _sync(aextract(values, schema, prompt, **options), "extract")
 
 
 def _sync(coro: Coroutine[Any, Any, R], name: str) -> R:

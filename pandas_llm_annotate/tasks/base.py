@@ -12,6 +12,8 @@ pipeline (and the cache) as strings; only the task knows what they mean:
 - `schema(rows)`: the JSON schema of one answer (`rows=None`) or of a pack of `rows`
   answers keyed "1".."rows", for structured output; None: no schema (free text).
 - `pack_answer`: how one answer looks in the pack instructions' example.
+- `field_names`, `present(answer)`: a task with fields (`extract`) names them, and
+  says which have a value in an answer; the failures table lists the others.
 - `output(answers, take, like)`: the user's result from one answer per distinct text
   (`take[i]`: the text of row i, or `len(answers)` for a row without one).
 """
@@ -82,6 +84,11 @@ class Task(Protocol):
         ...
 
     def schema(self, rows: int | None) -> dict[str, Any] | None: ...
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        """The fields of an answer (a field task); empty for one value per text."""
+        ...
 
     def present(self, answer: str) -> frozenset[str]:
         """The fields that have a value in `answer` (field tasks; others: empty)."""

@@ -84,6 +84,10 @@ class LabelTask:
             "type": "string"}
         return pack_schema(rows, value)
 
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return ()
+
     def present(self, answer: str) -> frozenset[str]:
         return frozenset()
 
