@@ -6,7 +6,7 @@ No state lives here: pandas may build a new accessor object on every access.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from .config import Options
+
+Labels = Sequence[str] | Mapping[str, str] | None  # a dict: {label: what it means}
+Examples = pd.DataFrame | Sequence[tuple[str, Any]] | None
 
 
 def _column(df: pd.DataFrame, column: Hashable) -> pd.Series:
@@ -45,30 +48,37 @@ class DataFrameAccessor:
     def __init__(self, obj: pd.DataFrame) -> None:
         self._obj = obj
 
-    def annotate(self, column: Hashable, prompt: str | None = None, *,
-                 labels: Sequence[str] | None = None, **options: Unpack[Options]) -> pd.Series:
+    def annotate(self, column: Hashable, prompt: str | None = None, *, labels: Labels = None,
+                 examples: Examples = None, multi_label: bool = False,
+                 **options: Unpack[Options]) -> pd.Series:
         """Ask the LLM about every row of `column`; one answer per row, aligned to the index.
 
         - `prompt=None, labels=None`: the default task, a 1–3 word lower-case topic.
         - `labels=[...]`: exactly one of the labels (answers are normalised; an answer
           that is not a label becomes NaN and is listed in `last_report().failures`).
+          `labels={label: description}`: the descriptions go in the prompt.
+        - `multi_label=True` (with labels): a list of every label that applies per row.
         - `prompt="..."`: your instruction; the answer text is returned as is.
+        - `examples=`: few-shot examples, a DataFrame (text column + answer column) or a
+          list of `(text, answer)` pairs, checked against the labels up front.
 
         Missing cells (NaN, None, empty) give NaN. Each distinct text is asked once and
         cached. Options (`model`, `base_url`, `api_key`, `max_concurrency`, `max_retries`,
         `timeout`, `temperature`, `max_tokens`, `max_chunk_tokens`, `cache`, `stream`,
-        `progress`) override `pandas_llm_annotate.configure(...)`.
+        `progress`, ...) override `pandas_llm_annotate.configure(...)`.
         """
-        return api.annotate(_column(self._obj, column), prompt, labels=labels, **options)
+        return api.annotate(_column(self._obj, column), prompt, labels=labels,
+                            examples=examples, multi_label=multi_label, **options)
 
     async def aannotate(self, column: Hashable, prompt: str | None = None, *,
-                        labels: Sequence[str] | None = None,
-                        **options: Unpack[Options]) -> pd.Series:
+                        labels: Labels = None, examples: Examples = None,
+                        multi_label: bool = False, **options: Unpack[Options]) -> pd.Series:
         """Async twin of `annotate`, for code that already runs an event loop."""
-        return await api.aannotate(_column(self._obj, column), prompt, labels=labels, **options)
+        return await api.aannotate(_column(self._obj, column), prompt, labels=labels,
+                                   examples=examples, multi_label=multi_label, **options)
 
-    def extract(self, column: Hashable, schema: Any, prompt: str | None = None,
-                **options: Unpack[Options]) -> pd.DataFrame:
+    def extract(self, column: Hashable, schema: Any, prompt: str | None = None, *,
+                examples: Examples = None, **options: Unpack[Options]) -> pd.DataFrame:
         """Typed fields from every row of `column`: a DataFrame aligned to the index, one
         column per field (dtypes `string`, `Int64`, `Float64`, `boolean`, `category` for
         a label field, lists for a list-of-labels field).
@@ -77,14 +87,18 @@ class DataFrameAccessor:
         "EUR"], "urgent": bool}`), a Pydantic model class, or a JSON Schema object. A
         field the model got wrong is NA, listed with its raw value and the reason in
         `last_report().failures` (column `field`); the row's other fields are kept.
-        Dedupe, cache, chunking, packing and the options are those of `annotate`.
+        `examples=`: a DataFrame (text column + one column per field) or a list of
+        `(text, {field: value})` pairs. Dedupe, cache, chunking, packing and the options
+        are those of `annotate`.
         """
-        return api.extract(_column(self._obj, column), schema, prompt, **options)
+        return api.extract(_column(self._obj, column), schema, prompt, examples=examples,
+                           **options)
 
-    async def aextract(self, column: Hashable, schema: Any, prompt: str | None = None,
-                       **options: Unpack[Options]) -> pd.DataFrame:
+    async def aextract(self, column: Hashable, schema: Any, prompt: str | None = None, *,
+                       examples: Examples = None, **options: Unpack[Options]) -> pd.DataFrame:
         """Async twin of `extract`."""
-        return await api.aextract(_column(self._obj, column), schema, prompt, **options)
+        return await api.aextract(_column(self._obj, column), schema, prompt,
+                                  examples=examples, **options)
 
 
 @pd.api.extensions.register_series_accessor("llm")
@@ -95,22 +109,26 @@ class SeriesAccessor:
     def __init__(self, obj: pd.Series) -> None:
         self._obj = obj
 
-    def annotate(self, prompt: str | None = None, *, labels: Sequence[str] | None = None,
+    def annotate(self, prompt: str | None = None, *, labels: Labels = None,
+                 examples: Examples = None, multi_label: bool = False,
                  **options: Unpack[Options]) -> pd.Series:
         """Like `DataFrame.llm.annotate`, on this Series."""
-        return api.annotate(self._obj, prompt, labels=labels, **options)
+        return api.annotate(self._obj, prompt, labels=labels, examples=examples,
+                            multi_label=multi_label, **options)
 
-    async def aannotate(self, prompt: str | None = None, *, labels: Sequence[str] | None = None,
+    async def aannotate(self, prompt: str | None = None, *, labels: Labels = None,
+                        examples: Examples = None, multi_label: bool = False,
                         **options: Unpack[Options]) -> pd.Series:
         """Async twin of `annotate`."""
-        return await api.aannotate(self._obj, prompt, labels=labels, **options)
+        return await api.aannotate(self._obj, prompt, labels=labels, examples=examples,
+                                   multi_label=multi_label, **options)
 
-    def extract(self, schema: Any, prompt: str | None = None,
+    def extract(self, schema: Any, prompt: str | None = None, *, examples: Examples = None,
                 **options: Unpack[Options]) -> pd.DataFrame:
         """Like `DataFrame.llm.extract`, on this Series."""
-        return api.extract(self._obj, schema, prompt, **options)
+        return api.extract(self._obj, schema, prompt, examples=examples, **options)
 
-    async def aextract(self, schema: Any, prompt: str | None = None,
-                       **options: Unpack[Options]) -> pd.DataFrame:
+    async def aextract(self, schema: Any, prompt: str | None = None, *,
+                       examples: Examples = None, **options: Unpack[Options]) -> pd.DataFrame:
         """Async twin of `extract`."""
-        return await api.aextract(self._obj, schema, prompt, **options)
+        return await api.aextract(self._obj, schema, prompt, examples=examples, **options)

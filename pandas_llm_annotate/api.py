@@ -36,23 +36,30 @@ def _series(values: Any) -> pd.Series:
 
 
 async def aannotate(values: Any, prompt: str | None = None, *, labels: Any = None,
+                    examples: Any = None, multi_label: bool = False,
                     **options: Any) -> pd.Series:
     """Async twin of `annotate`."""
-    def task(settings: Settings) -> Task:
-        return LabelTask.build(prompt, labels, settings.max_tokens)
+    series = _series(values)
 
-    out = await _arun(_series(values), task, options)
+    def task(settings: Settings) -> Task:
+        return LabelTask.build(prompt, labels, settings.max_tokens, examples=examples,
+                               multi_label=multi_label, column=series.name)
+
+    out = await _arun(series, task, options)
     assert isinstance(out, pd.Series)
     return out
 
 
-async def aextract(values: Any, schema: Any, prompt: str | None = None,
-                   **options: Any) -> pd.DataFrame:
+async def aextract(values: Any, schema: Any, prompt: str | None = None, *,
+                   examples: Any = None, **options: Any) -> pd.DataFrame:
     """Async twin of `extract`."""
-    def task(settings: Settings) -> Task:
-        return SchemaTask.build(schema, prompt, settings.max_tokens)
+    series = _series(values)
 
-    out = await _arun(_series(values), task, options)
+    def task(settings: Settings) -> Task:
+        return SchemaTask.build(schema, prompt, settings.max_tokens, examples=examples,
+                                column=series.name)
+
+    out = await _arun(series, task, options)
     assert isinstance(out, pd.DataFrame)
     return out
 
@@ -82,15 +89,16 @@ def _finished(report: Report) -> None:
 
 
 def annotate(values: Any, prompt: str | None = None, *, labels: Any = None,
-             **options: Any) -> pd.Series:
+             examples: Any = None, multi_label: bool = False, **options: Any) -> pd.Series:
     """Label every value with the LLM; see `DataFrameAccessor.annotate` for the arguments."""
-    return _sync(aannotate(values, prompt, labels=labels, **options), "annotate")
+    return _sync(aannotate(values, prompt, labels=labels, examples=examples,
+                           multi_label=multi_label, **options), "annotate")
 
 
-def extract(values: Any, schema: Any, prompt: str | None = None,
+def extract(values: Any, schema: Any, prompt: str | None = None, *, examples: Any = None,
             **options: Any) -> pd.DataFrame:
     """Typed fields from every value; see `DataFrameAccessor.extract` for the arguments."""
-    return _sync(aextract(values, schema, prompt, **options), "extract")
+    return _sync(aextract(values, schema, prompt, examples=examples, **options), "extract")
 
 
 def _sync(coro: Coroutine[Any, Any, R], name: str) -> R:

@@ -14,6 +14,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
+from ..protocol.prompts import DEFINED_LABELS, MULTI_LABEL
 from ..text import estimate_tokens as _estimate
 from .extract import SimField, answer_fields, fields_of_schema, parse_fields
 from .words import answer_text
@@ -42,29 +43,46 @@ def message_text(content: Any) -> str:
     return ""
 
 
-@lru_cache(maxsize=512)
 def parse_labels(content: str) -> tuple[tuple[str, ...], str]:
-    """Find a ``Labels:`` block; return (labels, content without the block)."""
-    if "abels:" not in content:  # cheap pre-check for the common case
-        return (), content
+    """Find a ``Labels:`` block (or ``Labels (label: meaning):`` with ``- label: meaning``
+    lines); return (labels, content without the block)."""
+    labels, _, rest = _label_block(content)
+    return labels, rest
+
+
+def label_meanings(content: str) -> dict[str, str]:
+    """The meanings given in a ``Labels (label: meaning):`` block, by label."""
+    labels, meanings, _ = _label_block(content)
+    return {label: m for label, m in zip(labels, meanings, strict=True) if m}
+
+
+@lru_cache(maxsize=512)
+def _label_block(content: str) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    if "abels" not in content:  # cheap pre-check for the common case
+        return (), (), content
     lines = content.splitlines()
     for start, line in enumerate(lines):
-        if line.strip().lower() != "labels:":
+        header = line.strip().lower()
+        if header not in ("labels:", DEFINED_LABELS.lower()):
             continue
         labels: list[str] = []
+        meanings: list[str] = []
         end = start + 1
         while end < len(lines):
             item = lines[end].strip()
             if not item.startswith("- "):
                 break
-            label = item[2:].strip()
-            if label:
-                labels.append(label)
+            label, meaning = item[2:].strip(), ""
+            if header != "labels:":
+                label, _, meaning = label.partition(": ")
+            if label.strip():
+                labels.append(label.strip())
+                meanings.append(meaning.strip())
             end += 1
         if labels:
             rest = "\n".join(lines[:start] + lines[end:])
-            return tuple(labels), rest
-    return (), content
+            return tuple(labels), tuple(meanings), rest
+    return (), (), content
 
 
 # --- response_format handling ------------------------------------------------
@@ -180,6 +198,8 @@ def answer_messages(
     last_user = ""
     labels: tuple[str, ...] = ()
     fields: list[SimField] = []
+    multi = False
+    meanings: dict[str, str] = {}
     for msg in messages:
         role = msg.get("role")
         if role not in ("system", "user", "developer"):
@@ -189,8 +209,10 @@ def answer_messages(
             last_user = content
         if not labels:
             labels = parse_labels(content)[0]
+            meanings = label_meanings(content)
         if not fields:
             fields = parse_fields(content)
+        multi = multi or MULTI_LABEL in content
 
     schema = _schema(response_format)
     enum = _first_enum(schema)
@@ -204,11 +226,15 @@ def answer_messages(
     items = _packed_items(last_user)
     ids = None if items is None else [item_id for item_id, _ in items]
     fields = fields_of_schema(_row_schema(schema, ids)) or fields
+    bare = multi and bool(labels) and not fields  # multi-label: a list, not an object
+    if bare:
+        fields = [SimField("labels", "list", labels)]
 
     def one(text: str) -> Any:
         if fields:
-            return answer_fields(text, fields, bad=bad_fields, seed=seed)
-        return answer_text(text, labels)
+            answer = answer_fields(text, fields, bad=bad_fields, seed=seed)
+            return answer.get("labels") if bare and ids is not None else answer
+        return answer_text(text, labels, meanings=meanings)
 
     if items is not None:
         mapping = {item_id: one(t) for item_id, t in items}
@@ -216,11 +242,14 @@ def answer_messages(
         payload: Any = {key: mapping} if key else mapping
         return json.dumps(payload, ensure_ascii=False), [t for _, t in items]
     if fields:
-        return json.dumps(one(last_user), ensure_ascii=False), [last_user]
+        answer = one(last_user)
+        if bare and not json_mode:  # instructions alone: the bare JSON list
+            answer = answer.get("labels")
+        return json.dumps(answer, ensure_ascii=False), [last_user]
 
     # Score without the label block itself, else every label would match.
     stripped = parse_labels(last_user)[1] if labels else last_user
-    answer = answer_text(stripped, labels, key=last_user)
+    answer = answer_text(stripped, labels, key=last_user, meanings=meanings)
     if not json_mode:
         return answer, [last_user]
     # json_object without a schema -> {"label": ...}; a schema without

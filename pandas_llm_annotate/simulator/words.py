@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 
 from ..text import CJK_LETTER
@@ -32,15 +33,19 @@ def label_words(label: str) -> frozenset[str]:
     return frozenset(w for w in _LABEL_SPLIT.split(label.lower()) if len(w) >= MIN_WORD)
 
 
-def answer_text(text: str, labels: tuple[str, ...] = (), key: str | None = None) -> str:
+def answer_text(text: str, labels: tuple[str, ...] = (), key: str | None = None,
+                meanings: Mapping[str, str] | None = None) -> str:
     """Answer for one text: the best label, or a short phrase from the text.
 
-    ``key`` (default ``text``) seeds the tie-break hash; callers pass the
-    raw text when ``text`` had a label block stripped from it.
+    A label scores the words it shares with the text, counting the words of its meaning
+    (``meanings``, from label definitions) too. ``key`` (default ``text``) seeds the
+    tie-break hash; callers pass the raw text when ``text`` had a label block stripped.
     """
     if labels:
         words = text_words(text)
-        scores = [len(words & label_words(label)) for label in labels]
+        meant = meanings or {}
+        scores = [len(words & (label_words(label) | text_words(meant.get(label, ""))))
+                  for label in labels]
         best = max(scores)
         tied = [label for label, s in zip(labels, scores, strict=True) if s == best]
         if len(tied) == 1:

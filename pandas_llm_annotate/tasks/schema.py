@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,7 @@ import pandas as pd
 from ..protocol.structured import pack_schema
 from ..text import estimate_tokens
 from .base import FieldProblem, Verdict
+from .examples import example_pairs, examples_block, with_examples
 from .fields import Field, field_line, fields_from, row_schema
 from .output import broadcast_frame
 from .values import check_value, dtype, merge_values, raw_text
@@ -79,11 +80,31 @@ class SchemaTask:
     pack_answer: str = "{...}"
 
     @classmethod
-    def build(cls, schema: object, prompt: str | None, max_tokens: int | None) -> SchemaTask:
-        """Read the schema (a `ConfigError` says what to pass) and build the prompt."""
+    def build(cls, schema: object, prompt: str | None, max_tokens: int | None, *,
+              examples: Any = None, column: Hashable | None = None) -> SchemaTask:
+        """Read the schema and the examples (a `ConfigError` says what to pass) and
+        build the prompt."""
         fields = fields_from(schema)
         room = sum(field_tokens(f) for f in fields) + 8
-        return cls(fields, extract_prompt(prompt, fields), max_tokens or room)
+        task = cls(fields, extract_prompt(prompt, fields), max_tokens or room)
+        names = tuple(f.name for f in fields)
+        block = examples_block(example_pairs(examples, column, names), task.render)
+        return replace(task, system=with_examples(task.system, block))
+
+    def render(self, answer: Any) -> str:
+        """An example's answer (a dict of field values, or a Pydantic model instance) as
+        the model should write it; ValueError when a field is wrong or unknown."""
+        if hasattr(answer, "model_dump"):
+            answer = answer.model_dump()
+        if not isinstance(answer, Mapping):
+            raise ValueError("the answer must be a dict of field values")
+        if extra := [k for k in answer if k not in self.field_names]:
+            raise ValueError(f"{extra} are not fields (the fields: {list(self.field_names)})")
+        verdict = self.verdict(answer)
+        if verdict.problems:
+            raise ValueError("; ".join(f"field {p.field!r}: {p.reason}" for p in verdict.problems))
+        assert verdict.answer is not None
+        return verdict.answer
 
     @property
     def field_names(self) -> tuple[str, ...]:
