@@ -148,17 +148,15 @@ class Run:
         """The run's report now (frozen: later changes to the run do not reach it)."""
         m = self.metrics
         unasked = f"not asked: the run {m.status}" + (f" ({m.message})" if m.message else "")
-        problems = filled = None
-        if self.task.field_names:
-            merged = self.pieces.text_answers(self.sink.answers, self.task.merge)
-            problems = self.sink.problems
-
-            def filled(tid: int) -> frozenset[str]:
-                answer = merged[tid]
-                return frozenset() if answer is None else self.task.present(answer)
-
-        failures = failures_table(self.plan, self.values.index, self.pieces, self.sink.failed,
-                                  self.sink.answers, unasked, problems, filled)
+        if self.task.field_names:  # a line per wrong field that is null in the row's answer
+            merged = [None if a is None else self.task.present(a)
+                      for a in self.pieces.text_answers(self.sink.answers, self.task.merge)]
+            failures = failures_table(
+                self.plan, self.values.index, self.pieces, self.sink.failed, self.sink.answers,
+                unasked, self.sink.problems, lambda tid: merged[tid] or frozenset())
+        else:
+            failures = failures_table(self.plan, self.values.index, self.pieces,
+                                      self.sink.failed, self.sink.answers, unasked)
         hits = None
         if self.stage is not None:
             hits = hits_table(self.plan, self.values.index, self.pieces.users, self.stage.hits)
