@@ -4,6 +4,7 @@
 import pandas_llm_annotate as pla   # registers df.llm and series.llm
 pla.configure(model="gpt-4o-mini", api_key="sk-...")
 df["intent"] = df.llm.annotate("text", "Which banking intent is this?", labels=INTENTS)
+df = df.join(df.llm.extract("text", {"amount": float | None, "urgent": bool}))
 print(pla.last_report())
 ```
 """
@@ -15,10 +16,12 @@ from .api import (
     aannotate,
     acancel_batches,
     aestimate,
+    aextract,
     annotate,
     batches,
     cancel_batches,
     estimate,
+    extract,
     last_report,
 )
 from .config import Options, Settings, configure
@@ -80,10 +83,12 @@ __all__ = [
     "aannotate",
     "acancel_batches",
     "aestimate",
+    "aextract",
     "annotate",
     "batches",
     "cancel_batches",
     "configure",
     "estimate",
+    "extract",
     "last_report",
 ]

@@ -1,6 +1,8 @@
-"""The public entry points: `aannotate` (async core) and `annotate` (its thin sync edge).
+"""The public entry points: `aannotate` / `aextract` (async core) and `annotate` /
+`extract` (their thin sync edge).
 
-Each run's report is attached to the Series it returns (`out.attrs["llm_report"]`),
+Each builds its task (`tasks/`) and hands it to the one pipeline (`pipeline/run.py`).
+Each run's report is attached to the result it returns (`out.attrs["llm_report"]`),
 so two runs at once never mix their reports; `last_report()` is the report of the
 run that ended last in this process.
 """
@@ -9,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -25,10 +28,14 @@ from .protocol.transport import Transport
 from .report.estimate import Estimate
 from .report.report import Report
 from .sync import run_sync
+from .tasks.base import Task
+from .tasks.labels import LabelTask
+from .tasks.schema import SchemaTask
 
 REPORT_ATTR = "llm_report"  # the key of a result's report in `Series.attrs`
 _last: list[Report] = []  # the report of the run that ended last (a frozen copy)
 _lock = threading.Lock()
+R = TypeVar("R")
 
 
 def _series(values: Any) -> pd.Series:
@@ -36,12 +43,40 @@ def _series(values: Any) -> pd.Series:
 
 
 async def aannotate(values: Any, prompt: str | None = None, *, labels: Any = None,
+                    examples: Any = None, multi_label: bool = False,
                     **options: Any) -> pd.Series:
     """Async twin of `annotate`."""
     series = _series(values)
+
+    def task(settings: Settings) -> Task:
+        return LabelTask.build(prompt, labels, settings.max_tokens, examples=examples,
+                               multi_label=multi_label, column=series.name)
+
+    out = await _arun(series, task, options)
+    assert isinstance(out, pd.Series)
+    return out
+
+
+async def aextract(values: Any, schema: Any, prompt: str | None = None, *,
+                   examples: Any = None, **options: Any) -> pd.DataFrame:
+    """Async twin of `extract`."""
+    series = _series(values)
+
+    def task(settings: Settings) -> Task:
+        return SchemaTask.build(schema, prompt, settings.max_tokens, examples=examples,
+                                column=series.name)
+
+    out = await _arun(series, task, options)
+    assert isinstance(out, pd.DataFrame)
+    return out
+
+
+async def _arun(series: pd.Series, make_task: Callable[[Settings], Task],
+                options: dict[str, Any]) -> pd.Series | pd.DataFrame:
+    """One run of the task `make_task` builds, on the one pipeline; its report attached."""
     try:
         settings = resolve(**options).check()
-        run = Run(series, prompt, labels, settings)
+        run = Run(series, make_task(settings), settings)
     except AnnotateError as error:  # no run: its report says why, not the last run's
         _finished(Report.not_started(len(series), str(error)))
         raise
@@ -56,19 +91,29 @@ async def aannotate(values: Any, prompt: str | None = None, *, labels: Any = Non
 
 
 async def aestimate(values: Any, prompt: str | None = None, *, labels: Any = None,
+                    schema: Any = None, examples: Any = None, multi_label: bool = False,
                     **options: Any) -> Estimate:
     """Async twin of `estimate`."""
-    run = Run(_series(values), prompt, labels, resolve(**options).check())
+    series = _series(values)
+    settings = resolve(**options).check()
+    task: Task
+    if schema is not None:  # what `extract` with this schema would ask
+        task = SchemaTask.build(schema, prompt, settings.max_tokens, examples=examples,
+                                column=series.name)
+    else:
+        task = LabelTask.build(prompt, labels, settings.max_tokens, examples=examples,
+                               multi_label=multi_label, column=series.name)
+    run = Run(series, task, settings)
     return await asyncio.to_thread(estimate_run, run)  # reads the cache: off the loop
 
 
 def estimate(values: Any, prompt: str | None = None, *, labels: Any = None,
+             schema: Any = None, examples: Any = None, multi_label: bool = False,
              **options: Any) -> Estimate:
-    """What `annotate` with the same arguments would ask and cost; sends no request."""
-    try:
-        return run_sync(aestimate(values, prompt, labels=labels, **options))
-    except AnnotateError as error:
-        raise shorten(error) from None
+    """What `annotate` (or, with `schema=`, `extract`) with the same arguments would ask
+    and cost; sends no request."""
+    return _sync(aestimate(values, prompt, labels=labels, schema=schema, examples=examples,
+                           multi_label=multi_label, **options), "estimate")
 
 
 def _finished(report: Report) -> None:
@@ -77,16 +122,28 @@ def _finished(report: Report) -> None:
 
 
 def annotate(values: Any, prompt: str | None = None, *, labels: Any = None,
-             **options: Any) -> pd.Series:
+             examples: Any = None, multi_label: bool = False, **options: Any) -> pd.Series:
     """Label every value with the LLM; see `DataFrameAccessor.annotate` for the arguments."""
+    return _sync(aannotate(values, prompt, labels=labels, examples=examples,
+                           multi_label=multi_label, **options), "annotate")
+
+
+def extract(values: Any, schema: Any, prompt: str | None = None, *, examples: Any = None,
+            **options: Any) -> pd.DataFrame:
+    """Typed fields from every value; see `DataFrameAccessor.extract` for the arguments."""
+    return _sync(aextract(values, schema, prompt, examples=examples, **options), "extract")
+
+
+def _sync(coro: Coroutine[Any, Any, R], name: str) -> R:
+    """The sync edge: run `coro`; short user errors; Ctrl-C says what was kept."""
     try:
-        return run_sync(aannotate(values, prompt, labels=labels, **options))
+        return run_sync(coro)
     except AnnotateError as error:
         raise shorten(error) from None
     except KeyboardInterrupt:
         report = last_report()
         said = report.message if report is not None and report.message else "interrupted"
-        raise KeyboardInterrupt(f"annotate {said}") from None
+        raise KeyboardInterrupt(f"{name} {said}") from None
 
 
 def shorten(error: AnnotateError) -> AnnotateError:

@@ -31,7 +31,7 @@ from pandas_llm_annotate.pipeline.sink import AnswerSink
 from pandas_llm_annotate.protocol import batch_api
 from pandas_llm_annotate.report.metrics import BatchProgress, Metrics
 from pandas_llm_annotate.simulator import SimulatorHandle, serve
-from pandas_llm_annotate.tasks.task import Task
+from pandas_llm_annotate.tasks.labels import LabelTask
 
 LABELS = ["card_lost", "card_arrival", "refund", "other"]
 DISTINCT = 300
@@ -173,7 +173,7 @@ def test_a_server_without_the_batch_api(tmp_path: Path) -> None:
 def test_the_sink_settles_a_key_once() -> None:
     """A batch of an earlier run may answer a key again: the first valid answer wins and
     its rows are counted once."""
-    task = Task.build(None, ["refund", "other"], None)
+    task = LabelTask.build(None, ["refund", "other"], None)
     pieces = Pieces(["a", "b"], "ns", 1000, np.array([2, 1]))
     m = Metrics(rows=3)
     sink = AnswerSink(task, pieces, m, namespace="ns", packed=False)

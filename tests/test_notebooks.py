@@ -195,11 +195,34 @@ def test_cost_and_batch() -> None:
     assert match is not None and 0 < int(match.group(1)) < 600
 
 
+def test_extract() -> None:
+    nb = executed("05_extract.ipynb")
+    check_common(nb)
+    bars = panels(nb)
+    assert len(bars) == 6 and all(finished(bar, rows) for bar, rows in
+                                  zip(bars, [300, 300, 300, 300, 300, 300], strict=True))
+    out = stdout(nb)
+    assert "'amount': Float64Dtype()" in out and "'urgent': BooleanDtype" in out
+    wrong = re.search(r"300 rows, 120 requests, (\d+) fields wrong in (\d+) rows, 0 rows", out)
+    assert wrong is not None and int(wrong.group(1)) > 0
+    rerun = re.search(r"rerun: (\d+) answers from the cache, (\d+) requests \((\d+) distinct", out)
+    assert rerun is not None and int(rerun.group(2)) == int(rerun.group(3)) > 0
+    assert int(rerun.group(1)) + int(rerun.group(2)) == 120
+    packed = re.search(r"packed: (\d+) requests for 120 texts \((\d+) asked again alone\)", out)
+    assert packed is not None and int(packed.group(1)) < 60 and int(packed.group(2)) > 0
+    agree = re.search(r"labels alone (\d+)%, with definitions and examples (\d+)%", out)
+    assert agree is not None and int(agree.group(2)) > int(agree.group(1))
+    assert re.search(r"labels per row: \{0: \d+, 1: \d+, 2: \d+", out)
+    (html,) = report_htmls(nb)
+    assert "wrong fields or rows without an answer" in html and "not a number" in html
+
+
 def test_every_notebook_is_tested() -> None:
     names = {p.name for p in NOTEBOOKS.glob("*.ipynb")}
+    # real_llm: executed in tests/test_real_llm.py
     assert names == {"01_quick_start.ipynb", "02_intent_labels.ipynb",
                      "03_chinese_reviews_chunking.ipynb", "04_rate_limits.ipynb",
-                     "06_cost_and_batch.ipynb",
+                     "05_extract.ipynb", "06_cost_and_batch.ipynb",
                      "real_llm.ipynb"}  # real_llm: executed in tests/test_real_llm.py
 
 

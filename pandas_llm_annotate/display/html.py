@@ -109,7 +109,9 @@ def _table(table: pd.DataFrame, title: str, what: str, attribute: str,
 
 
 def failures_html(r: Report, limit: int = FAILURE_ROWS) -> str:
-    return _table(r.failures, "Failures", "rows without an answer", "failures", limit)
+    what = ("wrong fields or rows without an answer" if "field" in r.failures
+            else "rows without an answer")
+    return _table(r.failures, "Failures", what, "failures", limit)
 
 
 def semantic_html(r: Report, limit: int = FAILURE_ROWS) -> str:

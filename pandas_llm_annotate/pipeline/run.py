@@ -1,6 +1,7 @@
-"""One run of `annotate`: plan → cache → chunk → schedule → parse → cache → broadcast.
+"""One run of a task: plan → cache → chunk → schedule → parse → cache → broadcast.
 
-The run wires the pipeline's parts and owns nothing else: `Pieces` (chunks and which
+The run wires the pipeline's parts and owns nothing else: the task (what is asked, how
+an answer is checked, what the result looks like: `tasks/`), `Pieces` (chunks and which
 rows wait for them), `RequestBuilder` (bodies), `AnswerSink` (validation, cache
 writes), the scheduler and limiter (dispatch, ratelimit), the semantic stage when on.
 Drawing progress is not its business: the sync/async edge (`api.py`) does that.
@@ -32,12 +33,12 @@ from ..redact import redact_url
 from ..report.metrics import Metrics, ServerStats
 from ..report.pricing import Price, price_of
 from ..report.report import Report
-from ..tasks.task import Task
+from ..tasks.base import Task
 from .batch_state import BatchState, RunStore
 from .cache import Cache, namespace_key
 from .identity import server_identity
 from .pieces import Pieces
-from .plan import broadcast, plan_column
+from .plan import plan_column
 from .requests import Job, RequestBuilder
 from .sink import AnswerSink
 from .tables import failures_table, hits_table
@@ -47,19 +48,17 @@ if TYPE_CHECKING:
 
 
 class Run:
-    """One call of `annotate`: its plan, its pieces, its answers and its metrics."""
+    """One call of `annotate` or `extract`: its plan, pieces, answers and metrics."""
 
-    def __init__(self, values: pd.Series, prompt: str | None, labels: object,
-                 settings: Settings) -> None:
+    def __init__(self, values: pd.Series, task: Task, settings: Settings) -> None:
         self.values = values
         self.settings = settings
-        self.task = Task.build(prompt, labels, settings.max_tokens)
+        self.task = task
         self.packed = settings.rows_per_request != 1
         self.namespace = namespace_key(
             model=settings.model, server=server_identity(settings.base_urls,
                                                          settings.cache_namespace),
-            system=self.task.system,
-            labels=self.task.labels, temperature=settings.temperature,
+            system=self.task.system, **self.task.key_parts(), temperature=settings.temperature,
             max_tokens=self.task.max_tokens, packed=self.packed, structured=settings.structured,
         )
         self.plan = plan_column(values)
@@ -87,7 +86,7 @@ class Run:
                 "price=(0.15, 0.60).")
         return price
 
-    async def execute(self) -> pd.Series:
+    async def execute(self) -> pd.Series | pd.DataFrame:
         """Ask for what is missing; the answers, one per row, aligned to the index."""
         s = self.settings
         cache: Cache | None = None
@@ -118,8 +117,8 @@ class Run:
                                         u.prompt, u.completion, u.latency)
                 self.metrics.note(cache.notice)
         self.metrics.finish("finished")
-        return broadcast(self.plan, self.pieces.text_answers(self.sink.answers, self.task.merge),
-                         self.values)
+        answers = self.pieces.text_answers(self.sink.answers, self.task.merge)
+        return self.task.output(answers, self.plan.take(), self.values)
 
     def _batches_left(self) -> str:
         left = [b.id for b in self.metrics.batches.values() if b.status not in TERMINAL]
@@ -197,7 +196,7 @@ class Run:
         transport = Transport(url, api_key=s.api_key, timeout=s.timeout,
                               max_connections=s.max_concurrency,
                               max_response_bytes=s.max_response_bytes)
-        structured_answers = s.structured and (self.task.labels is not None or self.packed)
+        structured_answers = s.structured and (self.task.schema(None) is not None or self.packed)
         name = redact_url(url)
         if name in self.metrics.servers:  # the same URL with other credentials
             name = f"{name} ({len(farm.servers) + 1})"
@@ -255,8 +254,15 @@ class Run:
         why = {"budget": "the budget was reached", "interrupted": "the run was interrupted"}
         unasked = f"not asked: {why.get(m.status, f'the run {m.status}')}" + (
             f" ({m.message})" if m.message else "")
-        failures = failures_table(self.plan, self.values.index, self.pieces, self.sink.failed,
-                                  self.sink.answers, unasked)
+        if self.task.field_names:  # a line per wrong field that is null in the row's answer
+            merged = [None if a is None else self.task.present(a)
+                      for a in self.pieces.text_answers(self.sink.answers, self.task.merge)]
+            failures = failures_table(
+                self.plan, self.values.index, self.pieces, self.sink.failed, self.sink.answers,
+                unasked, self.sink.problems, lambda tid: merged[tid] or frozenset())
+        else:
+            failures = failures_table(self.plan, self.values.index, self.pieces,
+                                      self.sink.failed, self.sink.answers, unasked)
         hits = None
         if self.stage is not None:
             hits = hits_table(self.plan, self.values.index, self.pieces.users, self.stage.hits)

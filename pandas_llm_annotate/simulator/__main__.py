@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0,
                    help="answer N at a time, queue the rest (like llama.cpp), 0 = all at once")
     p.add_argument("--faults", type=float, default=0.0, help="fault probability")
+    p.add_argument("--bad-fields", type=float, default=0.0,
+                   help="share of extract fields answered wrong (missing or wrong type)")
     p.add_argument("--fault-kinds", default=",".join(FAULT_KINDS), help="comma-separated subset")
     p.add_argument("--hang", type=float, default=30.0, help="hang fault seconds")
     p.add_argument("--seed", type=int, default=0)
@@ -69,6 +71,7 @@ def config_from_args(ns: argparse.Namespace) -> SimulatorConfig:
         capacity=ns.capacity,
         workers=ns.workers,
         faults=ns.faults,
+        bad_fields=ns.bad_fields,
         fault_kinds=[k for k in ns.fault_kinds.split(",") if k],
         hang=ns.hang,
         seed=ns.seed,

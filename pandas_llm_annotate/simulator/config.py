@@ -21,6 +21,8 @@ class SimulatorConfig:
 
     ``rpm``/``tpm`` of ``None`` or 0 mean unlimited; ``capacity`` 0 means no
     concurrency cap; ``faults`` is the probability of a fault per request.
+    ``bad_fields`` is the share of fields answered wrong in field (``extract``)
+    requests, seeded per text and field: half left out, half of a wrong type.
     ``workers`` > 0 answers that many requests at a time and queues the rest in
     order, like llama.cpp's server: slower, not refused, as more wait, and a request
     whose client gave up still takes its turn (streams then send every token at the
@@ -44,6 +46,7 @@ class SimulatorConfig:
     capacity: int = 0
     workers: int = 0
     faults: float = 0.0
+    bad_fields: float = 0.0
     fault_kinds: Sequence[str] = FAULT_KINDS
     hang: float = 30.0
     seed: int = 0
@@ -76,6 +79,8 @@ class SimulatorConfig:
         for name in ("faults", "batch_faults"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1]")
+        if not 0.0 <= self.bad_fields <= 1.0:
+            raise ValueError("bad_fields must be a share in [0, 1]")
         unknown = set(self.fault_kinds) - set(FAULT_KINDS)
         if unknown or not self.fault_kinds:
             raise ValueError(f"fault_kinds must be a non-empty subset of {FAULT_KINDS}")

@@ -45,7 +45,9 @@ class Replies:
         self, body: dict[str, Any], prompt: int, obj: str
     ) -> tuple[dict[str, Any], str, list[str]]:
         """Common completion fields, the content and the texts answered."""
-        content, texts = answer_messages(body["messages"], body.get("response_format"))
+        content, texts = answer_messages(body["messages"], body.get("response_format"),
+                                         bad_fields=self.config.bad_fields,
+                                         seed=self.config.seed)
         completion = estimate_tokens(content)
         base = {
             "id": f"chatcmpl-sim{next(self._ids):08x}",

@@ -165,6 +165,7 @@ def config_to_argv(config: SimulatorConfig) -> list[str]:
         "--capacity", str(config.capacity),
         "--workers", str(config.workers),
         "--faults", repr(config.faults),
+        "--bad-fields", repr(config.bad_fields),
         "--fault-kinds", ",".join(config.fault_kinds),
         "--hang", repr(config.hang),
         "--seed", str(config.seed),
