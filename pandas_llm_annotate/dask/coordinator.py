@@ -124,12 +124,12 @@ class Coordinator:
 def coordinators(base_urls: Sequence[str], api_key: str | None, model: str, *,
                  max_concurrency: int, timeout: float) -> dict[str, tuple[str, str]] | None:
     """On the client: the coordinator of each server (created when the cluster has
-    none yet for that server, key and model; kept in a distributed Variable, so every
-    computation on the cluster shares it), as (worker address, actor key) pairs a task
-    can reach it by. None without a distributed Client (one process: its runs already
+    none yet for that server, key and model; published as a dataset of the scheduler,
+    so every computation on the cluster shares it), as (worker address, actor key)
+    pairs a task can reach it by. None without a distributed Client (one process: its runs already
     share the process's limiter)."""
     try:
-        from distributed import Variable, default_client
+        from distributed import default_client
     except ImportError:
         return None
     try:
@@ -140,15 +140,14 @@ def coordinators(base_urls: Sequence[str], api_key: str | None, model: str, *,
     found: dict[str, tuple[str, str]] = {}
     for url in base_urls:
         key = hashlib.sha256(f"{url}\0{api_key or ''}\0{model}".encode()).hexdigest()[:16]
-        variable = Variable(f"pla-coordinator-{key}", client=client)
-        try:
-            future = variable.get(timeout=0)
-        except TimeoutError:
-            future = None
+        name = f"pla-coordinator-{key}"
+        future = client.get_dataset(name) if name in client.list_datasets() else None
         if future is None or future.status != "finished":
+            if future is not None:
+                client.unpublish_dataset(name)
             future = client.submit(Coordinator, max_concurrency * workers, timeout,
                                    actor=True, pure=False)
-            variable.set(future)
+            client.publish_dataset(future, name=name)  # kept alive for the next computation
         actor = future.result()
         actor.configure(max_concurrency * workers, timeout).result()
         found[url] = (actor._address, actor.key)
