@@ -105,6 +105,21 @@ def test_one_rate_budget_for_the_whole_cluster(client: Any, tmp_path: Path) -> N
     assert out.attrs["llm_report"].rate_limited == stats["rate_limited"]
 
 
+def test_the_calls_rpm_holds_for_the_whole_cluster(client: Any, tmp_path: Path) -> None:
+    # rpm=1200 (20/s, a 1 s burst) and a server without limits: 100 distinct texts take
+    # at least (100 - 20) / 20 = 4 s, however many partitions run at once.
+    ddf = dd.from_pandas(frame(100, 2), npartitions=8)
+    with serve(latency=0.01, seed=8) as sim:
+        start = time.perf_counter()
+        out = ddf.llm.annotate("text", labels=LABELS, model="sim", base_url=sim.base_url,
+                               cache=str(tmp_path), progress=False, rpm=1200).compute()
+        wall = time.perf_counter() - start
+    assert out.notna().all() and wall > 3.6
+    with pytest.raises(pla.ConfigError, match="max_cost= is not supported on Dask"):
+        ddf.llm.annotate("text", model="sim", base_url=sim.base_url, max_cost=1.0,
+                         price=(1, 1))
+
+
 def test_a_killed_worker_costs_only_the_texts_without_an_answer(
         client: Any, tmp_path: Path) -> None:
     ddf = dd.from_pandas(frame(300, 2), npartitions=6)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..ratelimit.limiter import Limiter
+from ..ratelimit.run_limits import RunLimits
 
 ASKING_S = 1.0  # a holder that asked for slots this recently gets a share of the window
 HOLDER_TTL_S = 3.0  # a holder silent this long is gone (a killed worker): its slots return
@@ -51,10 +52,19 @@ class Coordinator:
     """Lives on one worker (`client.submit(Coordinator, ..., actor=True)`); its methods
     run one at a time on that worker's actor thread."""
 
-    def __init__(self, max_concurrency: int, timeout: float | None) -> None:
+    def __init__(self, max_concurrency: int, timeout: float | None, rpm: float | None = None,
+                 tpm: float | None = None) -> None:
         self.limiter = Limiter(max_concurrency=max_concurrency, timeout=timeout)
-        self.limiter.open_run(max_concurrency, timeout=timeout)
+        self.limits = self._open(max_concurrency, timeout, rpm, tpm)
         self.holders: dict[str, Holder] = {}
+
+    def _open(self, max_concurrency: int, timeout: float | None, rpm: float | None,
+              tpm: float | None) -> RunLimits:
+        """What the server taught (`limiter`), under the computation's own cap and
+        rpm/tpm: those hold for the whole cluster, not per partition."""
+        limits = RunLimits(self.limiter, max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,
+                           timeout=timeout, now=time.monotonic())
+        return limits.__enter__()
 
     def lease(self, holder: str, want: int, cost: float,
               outcomes: Sequence[Outcome]) -> dict[str, Any]:
@@ -73,11 +83,11 @@ class Coordinator:
         # A fair share of the window each: the holders with slots out or asking lately
         # split it, so none can hoard it.
         active = [h for h in self.holders.values() if h.out > 0 or now - h.asked < ASKING_S]
-        share = math.ceil(self.limiter.limit / max(1, len(active)))
+        share = math.ceil(self.limits.limit / max(1, len(active)))
         want = min(want, max(0, share - me.out))
         granted, wait = 0, math.inf if want == 0 else 0.0
         while granted < want:
-            wait = self.limiter.acquire(cost, now)
+            wait = self.limits.acquire(cost, now)
             if wait:
                 break
             granted += 1
@@ -87,19 +97,22 @@ class Coordinator:
             "granted": granted,
             "wait": None if math.isinf(wait) else wait,
             "pause": max(0.0, lim.paused_until - now),
-            "limit": lim.limit,
+            "limit": self.limits.limit,
             "token_scale": lim.token_scale,
             "overloaded": lim.overloaded(now),
-            "token_depth": None if lim.tokens is None else lim.tokens.capacity,
+            "token_depth": self.limits.token_capacity,
         }
 
-    def configure(self, max_concurrency: int, timeout: float | None) -> None:
-        """A new computation's cap on requests in flight (cluster-wide) and timeout."""
-        self.limiter.set_concurrency(max_concurrency, timeout=timeout)
+    def configure(self, max_concurrency: int, timeout: float | None, rpm: float | None,
+                  tpm: float | None) -> None:
+        """A new computation's cap on requests in flight, timeout, rpm and tpm (for the
+        whole cluster); what the server taught stays."""
+        self.limits.__exit__(None, None, None)
+        self.limits = self._open(max_concurrency, timeout, rpm, tpm)
 
     def _replay(self, outcome: Outcome, now: float, epoch: float) -> None:
         kind, *rest = outcome
-        lim = self.limiter
+        lim = self.limits
         if kind == "ok":
             headers, estimate, prompt_tokens, latency = rest
             lim.succeeded(now, headers, epoch, prompt_estimate=estimate,
@@ -118,11 +131,12 @@ class Coordinator:
             if name != asking and now - holder.heard > HOLDER_TTL_S:
                 del self.holders[name]
                 for _ in range(holder.out):
-                    self.limiter.failed(now, overload=False)
+                    self.limits.failed(now, overload=False)
 
 
 def coordinators(base_urls: Sequence[str], api_key: str | None, model: str, *,
-                 max_concurrency: int, timeout: float) -> dict[str, tuple[str, str]] | None:
+                 max_concurrency: int, timeout: float, rpm: float | None = None,
+                 tpm: float | None = None) -> dict[str, tuple[str, str]] | None:
     """On the client: the coordinator of each server (created when the cluster has
     none yet for that server, key and model; published as a dataset of the scheduler,
     so every computation on the cluster shares it), as (worker address, actor key)
@@ -145,10 +159,10 @@ def coordinators(base_urls: Sequence[str], api_key: str | None, model: str, *,
         if future is None or future.status != "finished":
             if future is not None:
                 client.unpublish_dataset(name)
-            future = client.submit(Coordinator, max_concurrency * workers, timeout,
+            future = client.submit(Coordinator, max_concurrency * workers, timeout, rpm, tpm,
                                    actor=True, pure=False)
             client.publish_dataset(future, name=name)  # kept alive for the next computation
         actor = future.result()
-        actor.configure(max_concurrency * workers, timeout).result()
+        actor.configure(max_concurrency * workers, timeout, rpm, tpm).result()
         found[url] = (actor._address, actor.key)
     return found

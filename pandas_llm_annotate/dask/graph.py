@@ -24,6 +24,7 @@ from dask.delayed import delayed
 
 from .. import api
 from ..config import Settings, resolve
+from ..errors import ConfigError
 from ..pipeline.cache import resolve_path
 from ..pipeline.plan import broadcast, plan_column
 from ..report.combine import combine
@@ -37,9 +38,14 @@ COUNTS_META = pd.DataFrame({"text": pd.Series(dtype=object), "rows": pd.Series(d
 def annotate(values: Any, prompt: str | None, labels: Any, options: dict[str, Any]) -> Any:
     """The answers for a Dask Series, lazily: a Dask Series with its index and name."""
     settings = resolve(**options).check()  # here: configure() and the environment of the client
-    task = _worker_options(settings)
+    if settings.max_cost is not None:
+        raise ConfigError("max_cost= is not supported on Dask yet (each partition's run would "
+                          "get the whole budget). Estimate first (df.llm.estimate on a pandas "
+                          "sample), or run without max_cost.")
     servers = coordinators(settings.base_urls, settings.api_key, str(settings.model),
-                           max_concurrency=settings.max_concurrency, timeout=settings.timeout)
+                           max_concurrency=settings.max_concurrency, timeout=settings.timeout,
+                           rpm=settings.rpm, tpm=settings.tpm)
+    task = _worker_options(settings, cluster_wide=servers is not None)
     counts = values.map_partitions(_counts, meta=COUNTS_META)
     distinct = counts.groupby("text")["rows"].sum(split_out=values.npartitions)
     parts = [delayed(_annotate_part, pure=False)(part, prompt, labels, task, servers)
@@ -49,11 +55,14 @@ def annotate(values: Any, prompt: str | None, labels: Any, options: dict[str, An
     return values.map_partitions(_apply, gathered, meta=meta)
 
 
-def _worker_options(settings: Settings) -> dict[str, Any]:
+def _worker_options(settings: Settings, *, cluster_wide: bool) -> dict[str, Any]:
     """The client's settings for the workers, in full (their own `configure` state is not
     the client's); the cache as a path (the same file for every worker of this machine),
-    no progress display in the workers."""
+    no progress display in the workers; rpm and tpm left to the coordinators when they
+    hold them for the whole cluster."""
     options = {f.name: getattr(settings, f.name) for f in dataclasses.fields(Settings)}
+    if cluster_wide:
+        options["rpm"] = options["tpm"] = None
     if settings.cache is not False:
         options["cache"] = str(resolve_path(None if settings.cache is True else settings.cache))
     options["progress"] = False
