@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
-EXTRAS = {"demo": "", "test": "[dev,semantic,browser]", "bench": "[dev,bench,semantic]",
+EXTRAS = {"demo": "", "test": "[dev,semantic,browser,dask]", "bench": "[dev,bench,semantic,dask]",
           "real-llm": "[real-llm]"}
 
 

@@ -12,6 +12,7 @@ print(pla.last_report())
 from __future__ import annotations
 
 from . import accessor as _accessor  # noqa: F401  (registers the accessors)
+from . import dask as _dask
 from .api import (
     aannotate,
     acancel_batches,
@@ -53,6 +54,7 @@ from .report.estimate import Estimate
 from .report.report import Report
 
 __version__ = "0.1.0"
+_dask.install()  # ddf.llm and dseries.llm, once dask.dataframe is imported (if ever)
 
 __all__ = [
     "DEFAULT_TASK",

@@ -20,7 +20,7 @@ from pathlib import Path
 PACKAGE = "pandas_llm_annotate"
 # Highest first. Each name is a folder or a module at the package root.
 LAYERS = [
-    {"__init__", "__main__", "accessor", "api", "cli", "demo", "llamacpp", "simulator"},
+    {"__init__", "__main__", "accessor", "api", "cli", "dask", "demo", "llamacpp", "simulator"},
     {"display"},
     {"pipeline"},
     {"semantic", "tasks"},

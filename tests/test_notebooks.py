@@ -217,12 +217,29 @@ def test_extract() -> None:
     assert "wrong fields or rows without an answer" in html and "not a number" in html
 
 
+@pytest.mark.dask
+def test_dask() -> None:
+    pytest.importorskip("distributed", reason="pip install -e .[dask]")
+    nb = executed("07_dask.ipynb")
+    check_common(nb)
+    out = stdout(nb)
+    assert "10 partitions, object named 'text'" in out and "0 requests so far" in out
+    assert "1,000 rows, 600 distinct, 600 requests, 429s: 0, failed: 0" in out
+    assert "the server was asked 600 texts, each at most 1 time" in out
+    assert "rerun: 0 requests; same answers: True" in out
+    (html,) = report_htmls(nb)
+    assert "1,000 rows" in html
+    servers = [o["data"]["text/html"] for _, o in outputs(nb) if o["output_type"] ==
+               "execute_result" and "share" in o.get("data", {}).get("text/html", "")]
+    assert len(servers) == 1 and servers[0].count("http://127.0.0.1:") == 2
+
+
 def test_every_notebook_is_tested() -> None:
     names = {p.name for p in NOTEBOOKS.glob("*.ipynb")}
     # real_llm: executed in tests/test_real_llm.py
     assert names == {"01_quick_start.ipynb", "02_intent_labels.ipynb",
                      "03_chinese_reviews_chunking.ipynb", "04_rate_limits.ipynb",
-                     "05_extract.ipynb", "06_cost_and_batch.ipynb",
+                     "05_extract.ipynb", "06_cost_and_batch.ipynb", "07_dask.ipynb",
                      "real_llm.ipynb"}  # real_llm: executed in tests/test_real_llm.py
 
 

@@ -17,6 +17,21 @@ def _key(base_url: str, api_key: str | None, model: str) -> tuple[str, str, str]
     return (base_url, hashlib.sha256((api_key or "").encode()).hexdigest()[:16], model)
 
 
+def install(base_url: str, api_key: str | None, model: str, limiter: Limiter) -> None:
+    """Make `limiter` the one every run in this process uses for this server, key and
+    model (a Dask worker's leases from the cluster's coordinator: `dask/lease.py`)."""
+    with _shared_lock:
+        _shared[_key(base_url, api_key, model)] = limiter
+
+
+def uninstall(base_url: str, api_key: str | None, model: str, limiter: Limiter) -> None:
+    """Forget `limiter` if it is still the installed one."""
+    key = _key(base_url, api_key, model)
+    with _shared_lock:
+        if _shared.get(key) is limiter:
+            del _shared[key]
+
+
 def known_limiter(base_url: str, api_key: str | None, model: str) -> Limiter | None:
     """The shared limiter for this server, key and model if a run made one, else None."""
     with _shared_lock:
