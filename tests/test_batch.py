@@ -11,15 +11,14 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.checks import wait_for
 from helpers.expected import sim_answer
 from helpers.local_server import LocalServer
 
@@ -52,14 +51,6 @@ def report() -> pla.Report:
     rep = pla.last_report()
     assert rep is not None
     return rep
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_a_batch_run_gives_the_online_answers_at_half_the_cost(tmp_path: Path) -> None:

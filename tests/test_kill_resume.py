@@ -10,12 +10,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from helpers.checks import wait_for
 from helpers.expected import sim_answer
 
 import pandas_llm_annotate as pla
@@ -58,14 +59,6 @@ def slow_sim() -> Iterator[SimulatorHandle]:
     """A simulator in its own process, slow enough to kill a client mid-run."""
     with serve(subprocess=True, latency=0.2, jitter=0.1) as handle:
         yield handle
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def start_child(tmp_path: Path, sim: SimulatorHandle, cache: Path) -> subprocess.Popen[str]:

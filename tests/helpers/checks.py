@@ -1,10 +1,12 @@
-"""Small checks shared by the error tests: a closed port, everything an exception
-shows, the last report."""
+"""Small checks shared by the tests: a closed port, everything an exception shows, the
+last report, waiting for a condition."""
 
 from __future__ import annotations
 
 import socket
+import time
 import traceback
+from collections.abc import Callable
 
 import pandas_llm_annotate as pla
 
@@ -26,3 +28,12 @@ def report() -> pla.Report:
     rep = pla.last_report()
     assert rep is not None
     return rep
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `check` every 20 ms until it holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
