@@ -51,7 +51,7 @@ import pandas_llm_annotate as pla  # noqa: E402
 from pandas_llm_annotate import llamacpp  # noqa: E402
 from pandas_llm_annotate.protocol.prompts import build_messages, system_prompt  # noqa: E402
 from pandas_llm_annotate.protocol.structured import label_schema, response_format  # noqa: E402
-from pandas_llm_annotate.tasks.task import default_max_tokens  # noqa: E402
+from pandas_llm_annotate.tasks.labels import default_max_tokens  # noqa: E402
 
 
 def load(rows: int) -> tuple[pd.DataFrame, list[str]]:

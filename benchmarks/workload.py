@@ -13,7 +13,7 @@ import pandas as pd
 from benchmarks.protocol import Spec, valid
 from pandas_llm_annotate.protocol.prompts import build_messages, system_prompt
 from pandas_llm_annotate.simulator import answer_messages
-from pandas_llm_annotate.tasks.task import default_max_tokens
+from pandas_llm_annotate.tasks.labels import default_max_tokens
 
 PROMPT = "Which banking intent is this customer message?"
 MODEL = "simulator"

@@ -4,6 +4,7 @@
 import pandas_llm_annotate as pla   # registers df.llm and series.llm
 pla.configure(model="gpt-4o-mini", api_key="sk-...")
 df["intent"] = df.llm.annotate("text", "Which banking intent is this?", labels=INTENTS)
+df = df.join(df.llm.extract("text", {"amount": float | None, "urgent": bool}))
 print(pla.last_report())
 ```
 """
@@ -12,7 +13,18 @@ from __future__ import annotations
 
 from . import accessor as _accessor  # noqa: F401  (registers the accessors)
 from . import dask as _dask
-from .api import aannotate, aestimate, annotate, estimate, last_report
+from .api import (
+    aannotate,
+    acancel_batches,
+    aestimate,
+    aextract,
+    annotate,
+    batches,
+    cancel_batches,
+    estimate,
+    extract,
+    last_report,
+)
 from .config import Options, Settings, configure
 from .display import html as _html  # noqa: F401  (draws reports: Report._repr_html_)
 from .errors import (
@@ -20,6 +32,7 @@ from .errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
+    BatchRequestError,
     CacheError,
     ColumnNotFoundError,
     ConfigError,
@@ -49,6 +62,7 @@ __all__ = [
     "AnnotateError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchRequestError",
     "CacheError",
     "ColumnNotFoundError",
     "ConfigError",
@@ -69,9 +83,14 @@ __all__ = [
     "TransportError",
     "UnknownSetting",
     "aannotate",
+    "acancel_batches",
     "aestimate",
+    "aextract",
     "annotate",
+    "batches",
+    "cancel_batches",
     "configure",
     "estimate",
+    "extract",
     "last_report",
 ]

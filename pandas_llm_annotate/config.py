@@ -21,6 +21,7 @@ ENV_VARS = {
 }
 
 Progress = Literal["auto", "summary"] | bool
+BatchFallback = Literal["batch", "online"]
 EmbedderSpec = str | Path | Callable[[list[str]], Any]  # model name, local path or callable
 
 
@@ -52,6 +53,9 @@ class Settings:
     structured: bool = True  # constrain label answers with a JSON schema where the server can
     semantic: bool | float = False  # True: the default threshold; a float: the threshold
     embedder: EmbedderSpec | None = None  # None: all-MiniLM-L6-v2
+    batch: bool = False  # through the provider's Batch API: half price, answers within 24 h
+    batch_fallback: BatchFallback = "batch"  # rows a batch did not answer: a new batch, or online
+    batch_poll_s: float = 1.0  # the first wait between batch status checks (it grows to 60 s)
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -83,6 +87,9 @@ class Settings:
                 f"model, got {redact_url(repr(self.base_url))}.")
         for url in urls:
             _check_url(url, self.api_key)
+        if self.batch and len(urls) > 1:
+            raise ConfigError("batch=True sends to one server's Batch API: pass one base_url "
+                              "(several servers work online).")
         _check_key(self.api_key)
         if OPENAI_BASE_URL in (u.rstrip("/") for u in urls) and not self.api_key:
             raise ConfigError(
@@ -114,6 +121,10 @@ class Settings:
             raise ConfigError(
                 "price must be (input, output) USD per 1M tokens, two numbers >= 0, e.g. "
                 f"price=(0.15, 0.60); got {price!r}.")
+        if self.max_cost is not None and self.batch:
+            raise ConfigError("max_cost does not work with batch=True yet (a batch is sent "
+                              "whole): check its cost first with df.llm.estimate(..., "
+                              "batch=True), or drop one of the two.")
         if self.max_cost is not None and (
                 not isinstance(self.max_cost, (int, float)) or self.max_cost <= 0):
             raise ConfigError(f"max_cost must be a positive number of USD, got "
@@ -131,6 +142,16 @@ class Settings:
                 "semantic must be True/False or a cosine threshold in (0, 1], e.g. 0.97; "
                 f"got {sem!r}."
             )
+        if self.batch_fallback not in ("batch", "online"):
+            raise ConfigError(
+                f"batch_fallback must be 'batch' or 'online', got {self.batch_fallback!r}.")
+        if not (isinstance(self.batch_poll_s, (int, float)) and self.batch_poll_s > 0):
+            raise ConfigError(f"batch_poll_s must be a positive number of seconds, got "
+                              f"{self.batch_poll_s!r}.")
+        if self.batch and self.semantic:
+            raise ConfigError(
+                "semantic= does not work with batch=True yet (near-duplicates wait for the "
+                "answers of the texts they resemble). Pass semantic=False, or batch=False.")
         emb = self.embedder
         if emb is not None and not isinstance(emb, (str, Path)) and not callable(emb):
             raise ConfigError(
@@ -243,6 +264,9 @@ class Options(TypedDict, total=False):
     structured: bool
     semantic: bool | float
     embedder: EmbedderSpec
+    batch: bool
+    batch_fallback: BatchFallback
+    batch_poll_s: float
 
 
 def _check_options_match_settings() -> None:

@@ -13,6 +13,7 @@ AnnotateError
     │   ├── ReadTimeout         no answer within `timeout`
     │   └── ConnectionLost      the connection dropped mid-request
     ├── MalformedResponse  an answer that is not the JSON we expect
+    ├── BatchRequestError  a request in a Batch API job got no answer (expired, cancelled…)
     └── APIError           an HTTP error status (has .status, .body, .headers)
         ├── BadRequestError        400, 422
         ├── AuthenticationError    401, 403: stops the whole run
@@ -89,6 +90,15 @@ class ConnectionLost(TransportError):
 
 class MalformedResponse(RequestError):
     """The server answered 2xx, but not with the JSON or SSE we expect."""
+
+
+class BatchRequestError(RequestError):
+    """A request sent in a Batch API job came back without an answer: its batch expired,
+    was cancelled or failed, or the request failed there; `code` is the server's."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class APIError(RequestError):

@@ -54,7 +54,8 @@ def test_each_flag_reaches_its_setting() -> None:
             "--rpm", "100", "--tpm", "9000", "--rows-per-request", "auto", "--no-structured",
             "--semantic", "0.97", "--embedder", "my-model", "--max-response-bytes", "1000",
             "--cache-namespace", "farm", "--price", "0.15", "0.6", "--max-wait", "30",
-            "--max-cost", "2.5"]
+            "--max-cost", "2.5", "--no-batch", "--batch-fallback", "online",
+            "--batch-poll-s", "2"]
     given = cli.settings_given(build_parser().parse_args(argv))
     settings = resolve(**given).check()
     assert {f.name for f in dataclasses.fields(Settings)} - set(given) == set(EXCLUDED)
@@ -62,6 +63,7 @@ def test_each_flag_reaches_its_setting() -> None:
                                                                                       "auto")
     assert (settings.max_response_bytes, settings.cache_namespace) == (1000, "farm")
     assert settings.max_wait == 30 and settings.max_cost == 2.5
+    assert (settings.batch, settings.batch_fallback, settings.batch_poll_s) == (False, "online", 2)
     assert tuple(settings.price or ()) == (0.15, 0.6)
     assert (settings.stream, settings.progress, settings.structured) == (True, False, False)
     assert (settings.semantic, settings.cache, settings.rpm) == (0.97, "some/dir", 100)

@@ -174,6 +174,49 @@ def test_rate_limits() -> None:
     assert len(report_htmls(nb)) == 2
 
 
+def test_cost_and_batch() -> None:
+    nb = executed("06_cost_and_batch.ipynb")
+    check_common(nb)
+    batch, interrupted, resumed, cancelled, asked_again = panels(nb)
+    for bar in (batch, resumed, asked_again):
+        assert finished(bar, 1000)
+    assert interrupted["bar_style"] == cancelled["bar_style"] == "warning"
+    htmls = [o["data"]["text/html"] for _, o in outputs(nb) if WIDGET_VIEW in o.get("data", {})]
+    assert "Batch API" in htmls[0] and "completed 600/600 done" in htmls[0]
+    assert "still running on the server" in htmls[1]
+    out = stdout(nb)
+    assert "requests sent so far: 0" in out  # estimates send nothing
+    match = re.search(r"\$(\d+\.\d+) at the batch price, \$(\d+\.\d+) at the list price", out)
+    assert match is not None
+    assert float(match.group(1)) == pytest.approx(float(match.group(2)) / 2, abs=1e-4)
+    assert "resumed 1 batch, submitted 0 new batches and 0 new requests; 1,000 rows" in out
+    match = re.search(r"asked the rest in 1 new batch \((\d+) requests\); 1,000 rows answered; "
+                      r"open batches left: 0", out)
+    assert match is not None and 0 < int(match.group(1)) < 600
+
+
+def test_extract() -> None:
+    nb = executed("05_extract.ipynb")
+    check_common(nb)
+    bars = panels(nb)
+    assert len(bars) == 6 and all(finished(bar, rows) for bar, rows in
+                                  zip(bars, [300, 300, 300, 300, 300, 300], strict=True))
+    out = stdout(nb)
+    assert "'amount': Float64Dtype()" in out and "'urgent': BooleanDtype" in out
+    wrong = re.search(r"300 rows, 120 requests, (\d+) fields wrong in (\d+) rows, 0 rows", out)
+    assert wrong is not None and int(wrong.group(1)) > 0
+    rerun = re.search(r"rerun: (\d+) answers from the cache, (\d+) requests \((\d+) distinct", out)
+    assert rerun is not None and int(rerun.group(2)) == int(rerun.group(3)) > 0
+    assert int(rerun.group(1)) + int(rerun.group(2)) == 120
+    packed = re.search(r"packed: (\d+) requests for 120 texts \((\d+) asked again alone\)", out)
+    assert packed is not None and int(packed.group(1)) < 60 and int(packed.group(2)) > 0
+    agree = re.search(r"labels alone (\d+)%, with definitions and examples (\d+)%", out)
+    assert agree is not None and int(agree.group(2)) > int(agree.group(1))
+    assert re.search(r"labels per row: \{0: \d+, 1: \d+, 2: \d+", out)
+    (html,) = report_htmls(nb)
+    assert "wrong fields or rows without an answer" in html and "not a number" in html
+
+
 @pytest.mark.dask
 def test_dask() -> None:
     pytest.importorskip("distributed", reason="pip install -e .[dask]")
@@ -193,9 +236,10 @@ def test_dask() -> None:
 
 def test_every_notebook_is_tested() -> None:
     names = {p.name for p in NOTEBOOKS.glob("*.ipynb")}
+    # real_llm: executed in tests/test_real_llm.py
     assert names == {"01_quick_start.ipynb", "02_intent_labels.ipynb",
                      "03_chinese_reviews_chunking.ipynb", "04_rate_limits.ipynb",
-                     "07_dask.ipynb",
+                     "05_extract.ipynb", "06_cost_and_batch.ipynb", "07_dask.ipynb",
                      "real_llm.ipynb"}  # real_llm: executed in tests/test_real_llm.py
 
 

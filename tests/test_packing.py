@@ -40,6 +40,11 @@ def test_parse_pack_tolerates_wrappers_and_drops_extras() -> None:
     assert parse_pack('{"1": "a", ', 2) is None
 
 
+def test_parse_pack_keeps_objects_and_lists_as_json_text() -> None:
+    raw = '{"1": {"n": 12, "tag": "中"}, "2": ["a", "b"], "3": true}'
+    assert parse_pack(raw, 3) == {1: '{"n": 12, "tag": "中"}', 2: '["a", "b"]'}
+
+
 def test_auto_rows_bounds() -> None:
     assert auto_rows(["short text"] * 100, answer_tokens=32) == MAX_ROWS
     assert auto_rows(["x" * 4000] * 10, answer_tokens=32) == 1

@@ -48,7 +48,7 @@ def test_an_interrupted_run_says_how_many_rows_were_answered(tmp_path: Any) -> N
     assert 0 < rep.answered < 41
     assert rep.failed == 41 - rep.answered
     assert f"{rep.answered} of 41 rows answered" in rep._repr_html_()
-    assert "not asked: the run interrupted" in rep.failures["error"].iloc[-1]
+    assert "not asked: the run was interrupted" in rep.failures["error"].iloc[-1]
 
 
 def test_a_fully_cached_run_claims_no_format_and_no_packing(fresh_sim: Any,

@@ -107,3 +107,13 @@ def test_a_mistyped_option_is_an_annotate_error() -> None:
 def test_one_label_warns_that_every_row_gets_it(fresh_sim: Any, opts: dict[str, Any]) -> None:
     with pytest.warns(UserWarning, match="every row that gets an answer gets that label"):
         pd.Series(["a", "b"]).llm.annotate(labels=["only"], **opts)
+
+
+def test_the_probe_against_a_shallow_bucket(tmp_path: Any) -> None:
+    """A 20-request bucket (rpm=1200, 1 s deep) under the 32-request probe: at most the
+    excess of the first round is refused, and no row is lost."""
+    with serve(latency=0.3, rpm=1200) as sim:
+        out = texts("probe", 200).llm.annotate(**options(sim, tmp_path))
+    rep = out.attrs["llm_report"]
+    assert out.notna().all() and rep.requests == 200
+    assert 0 < rep.rate_limited <= 32 - 20

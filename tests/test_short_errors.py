@@ -50,3 +50,33 @@ def test_the_cause_is_kept_for_debugging() -> None:
                                       progress=False, cache=False)
     assert info.value.cause is not None  # type: ignore[attr-defined]
     assert "ClientConnectorError" in type(info.value.cause).__name__  # type: ignore[attr-defined]
+
+
+def test_ctrl_c_in_a_script_ends_with_one_clean_line(tmp_path: object) -> None:
+    import signal
+    import time
+
+    script = textwrap.dedent(f"""
+        import signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # CI jobs may ignore it
+        import pandas as pd
+        import pandas_llm_annotate
+        from pandas_llm_annotate.simulator import serve
+        with serve(latency=0.5) as sim:
+            print("started", flush=True)
+            pd.Series([f"cc {{i}}" for i in range(300)]).llm.annotate(
+                model="m", base_url=sim.base_url, cache={str(tmp_path)!r}, progress=False,
+                max_concurrency=4)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "started"
+    time.sleep(1.5)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    lines = err.strip().splitlines()
+    assert child.returncode != 0
+    assert lines[-1].startswith("KeyboardInterrupt: annotate interrupted, "), err
+    assert "rows saved in cache" in lines[-1]
+    assert "no running event loop" not in err and "During handling" not in err
+    assert len(lines) <= 14, err

@@ -62,6 +62,12 @@ HELP: dict[str, tuple[str, str, str | None]] = {
                         "loopback servers, else the host name)", "NAME"),
     "price": ("answers", "USD per 1M prompt and per 1M completion tokens, for the cost "
               "(default: the model's list price where known)", "USD"),
+    "batch": ("speed", "send through the provider's Batch API: half price, answers within "
+              "24 h; a rerun resumes open batches", None),
+    "batch_fallback": ("speed", "what a batch did not answer is asked again in a new batch, "
+                       "or online", "batch|online"),
+    "batch_poll_s": ("speed", "first wait between batch status checks (backs off to 60 s)",
+                     "SECONDS"),
     "max_cost": ("answers", "USD: stop before the run could spend more (needs a known price or "
                  "--price)", "USD"),
     "progress": ("display", "the live bar on stderr (default: in a terminal; elsewhere only "
@@ -90,6 +96,7 @@ SPECIAL: dict[str, dict[str, Any]] = {
     "semantic": {"type": float, "nargs": "?", "const": True},
     "embedder": {"type": str},
     "price": {"type": float, "nargs": 2},
+    "batch_fallback": {"type": str, "choices": ["batch", "online"]},
 }
 
 

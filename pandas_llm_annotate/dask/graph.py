@@ -26,9 +26,10 @@ from .. import api
 from ..config import Settings, resolve
 from ..errors import ConfigError
 from ..pipeline.cache import resolve_path
-from ..pipeline.plan import broadcast, plan_column
+from ..pipeline.plan import plan_column
 from ..report.combine import combine
 from ..report.report import Report
+from ..tasks.output import broadcast
 from .coordinator import coordinators
 from .lease import leased
 
@@ -112,6 +113,6 @@ def _apply(values: pd.Series, gathered: tuple[pd.Series, Report]) -> pd.Series:
     answers, report = gathered
     plan = plan_column(values)
     found = answers.reindex(plan.texts) if plan.texts else answers.iloc[:0]
-    out = broadcast(plan, [None if pd.isna(a) else a for a in found], values)
+    out = broadcast([None if pd.isna(a) else a for a in found], plan.take(), values)
     out.attrs[api.REPORT_ATTR] = report  # the same in every partition: pandas keeps it
     return out

@@ -109,7 +109,9 @@ def _table(table: pd.DataFrame, title: str, what: str, attribute: str,
 
 
 def failures_html(r: Report, limit: int = FAILURE_ROWS) -> str:
-    return _table(r.failures, "Failures", "rows without an answer", "failures", limit)
+    what = ("wrong fields or rows without an answer" if "field" in r.failures
+            else "rows without an answer")
+    return _table(r.failures, "Failures", what, "failures", limit)
 
 
 def semantic_html(r: Report, limit: int = FAILURE_ROWS) -> str:
@@ -241,9 +243,11 @@ def estimate_html(e: Estimate) -> str:
             ("prompt tokens", f"~{e.prompt_tokens:,}"),
             ("completion tokens", f"~{e.completion_tokens:,} (at most "
                                   f"{e.completion_tokens_max:,})"),
-            ("cost", fmt_cost(e.cost_usd)), ("cost at most", fmt_cost(e.cost_usd_max)),
+            ("cost (batch price)" if e.batch else "cost", fmt_cost(e.cost_usd)),
+            ("cost at most", fmt_cost(e.cost_usd_max)),
             ("batch cost", fmt_cost(e.batch_cost_usd)),
-            ("wall time", "—" if e.wall_s is None else f"{fmt_s(e.wall_s)} ({e.wall_basis})")]
+            ("wall time", (e.wall_basis if e.batch else "—") if e.wall_s is None
+             else f"{fmt_s(e.wall_s)} ({e.wall_basis})")]
     calibrated = (f"tokens calibrated from {e.calibrated_from:,} earlier answers"
                   if e.calibrated_from else "tokens estimated (no earlier answers to learn from)")
     return (f"<div class='pla-estimate' style='{FONT} font-size:13px; max-width:520px'>"

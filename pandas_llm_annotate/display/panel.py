@@ -17,7 +17,7 @@ import html
 from typing import Any
 
 from .fmt import fmt_rate, fmt_s
-from .snapshot import Snapshot, cost_text, limit_text
+from .snapshot import Snapshot, batch_text, cost_text, limit_text
 from .text_layout import final_block
 
 COLORS = {"running": "#1976d2", "finished": "#2e7d32", "interrupted": "#ef6c00",
@@ -73,8 +73,20 @@ def tiles_html(s: Snapshot) -> str:
               f"<b>{s.completion_tokens:,}</b> out · cost <b>{cost_text(s)}</b>")
     return (f"<div style='{FONT} font-size:12.5px; line-height:1.5'>"
             f"<div style='display:flex; flex-wrap:wrap; gap:6px; margin:2px 0 6px'>"
-            f"{''.join(tiles)}</div>"
+            f"{''.join(tiles)}</div>{batches_html(s)}"
             f"<div>{saved}</div><div>{tokens}</div></div>")
+
+
+def batches_html(s: Snapshot, most: int = 6) -> str:
+    """A line per batch (the last `most`): id, status, requests done of total, failed."""
+    if not s.batches:
+        return ""
+    lines = [f"<div class='pla-batch'>{html.escape(batch_text(b))}</div>"
+             for b in s.batches[-most:]]
+    more = len(s.batches) - len(lines)
+    if more:
+        lines.insert(0, f"<div style='{MUTED}'>… {more} earlier batches</div>")
+    return f"<div style='margin-bottom:4px'><b>Batch API</b>{''.join(lines)}</div>"
 
 
 def static_html(s: Snapshot) -> str:

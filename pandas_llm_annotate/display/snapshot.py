@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..report.metrics import Metrics
+from ..report.metrics import BatchProgress, Metrics
 from .fmt import fmt_cost
 
 RATE_WINDOW_S = 10.0  # rows/s and ETA over the last this many seconds
@@ -45,6 +45,7 @@ class Snapshot:
     cost: float | None
     max_cost: float | None  # the run's cap, shown beside the cost
     model: str
+    batches: tuple[BatchProgress, ...] = ()  # batch=True: each batch at its last check
 
     @property
     def fraction(self) -> float:
@@ -117,7 +118,7 @@ def snapshot(m: Metrics, meter: Meter | None = None, *,
         saved_dedupe=m.saved_by_dedupe, saved_cache=m.cache_hits,
         saved_semantic=m.semantic_hits, prompt_tokens=m.prompt_tokens,
         completion_tokens=m.completion_tokens, cost=m.cost_usd, model=m.model,
-        max_cost=m.max_cost,
+        max_cost=m.max_cost, batches=tuple(m.batches.values()),
     )
 
 
@@ -138,3 +139,17 @@ def cost_text(s: Snapshot) -> str:
     """`$0.0123`, or `$0.0123 / $0.50` against a `max_cost`; `—` when the price is unknown."""
     spent = fmt_cost(s.cost)
     return spent if s.max_cost is None else f"{spent} / {fmt_cost(s.max_cost)}"
+
+
+def batch_text(b: BatchProgress) -> str:
+    """One batch: its status and request counts."""
+    counts = f"{b.completed:,}/{b.total:,} done" if b.total else "counting"
+    return f"{b.id} {b.status.replace('_', ' ')} {counts}" + (
+        f", {b.failed:,} failed" if b.failed else "")
+
+
+def batches_text(s: Snapshot, most: int = 3) -> str:
+    """The batches of a batch run, the last `most` of them, or ""."""
+    shown = [batch_text(b) for b in s.batches[-most:]]
+    more = len(s.batches) - len(shown)
+    return "batches: " + "; ".join(shown) + (f" (+{more} more)" if more else "") if shown else ""

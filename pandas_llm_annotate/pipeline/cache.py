@@ -197,6 +197,12 @@ class Cache:
             self._writer = CacheWriter(self._conn, INSERT)
         self._writer.add((key, answer, namespace, time.time()))
 
+    def flush(self) -> bool:
+        """Wait until the answers saved so far are written; False when they are not."""
+        if self._writer is None:
+            return self.writable
+        return self._writer.flush()
+
     def usage(self, namespace: str) -> tuple[int, float, int, int, float] | None:
         """(requests, estimated prompt, prompt, completion, latency) summed over the
         answers with `usage` in this namespace, or None when there are none."""

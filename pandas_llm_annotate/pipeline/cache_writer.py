@@ -36,6 +36,15 @@ class CacheWriter:
     def add(self, row: tuple[Any, ...]) -> None:
         self._queue.put(row)
 
+    def flush(self) -> bool:
+        """Wait (at most `CLOSE_S`) until what is queued now is written; False when it
+        could not be (an error, or a lock held that long)."""
+        if self.stopping:
+            return self.closed and self.error is None
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(self.CLOSE_S) and self.error is None
+
     def close(self) -> None:
         """Stop after writing what is queued. `closed` is False when the thread is
         still stuck (a lock): the connection must then stay open for it."""
@@ -68,7 +77,16 @@ class CacheWriter:
                     group.append(row)
             self._write(group)
 
-    def _write(self, rows: list[tuple[Any, ...]]) -> None:
+    def _write(self, group: list[Any]) -> None:
+        rows = [row for row in group if not isinstance(row, threading.Event)]
+        try:
+            self._write_rows(rows)
+        finally:
+            for flushed in group:
+                if isinstance(flushed, threading.Event):
+                    flushed.set()
+
+    def _write_rows(self, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
         if self.error is not None:

@@ -48,10 +48,13 @@ def estimate_run(run: Run) -> Estimate:
         completion = min(completion_max, completion_seen / requests_seen * len(jobs))
     else:
         latency = 0.0
-        per_row = run.task.row_answer_tokens() if run.task.labels else run.task.max_tokens / 2
+        structured = run.task.schema(None) is not None  # labels or fields: short answers
+        per_row = run.task.row_answer_tokens() if structured else run.task.max_tokens / 2
         completion = min(completion_max, per_row * len(todo))
     wall, basis = _wall(run, len(jobs), prompt + completion_max, shared,
                         latency / usage[0] if usage else None)
+    if s.batch and jobs:
+        wall, basis = None, "Batch API: within its 24 h completion window"
     return Estimate(
         model=str(s.model), rows=run.plan.rows, missing=run.plan.missing,
         distinct=len(run.plan.texts), pieces=len(run.pieces), cached=len(cached),
@@ -59,7 +62,7 @@ def estimate_run(run: Run) -> Estimate:
         prompt_tokens=round(prompt), completion_tokens=round(completion),
         completion_tokens_max=round(completion_max),
         calibrated_from=usage[0] if usage else 0,
-        price=s.price or price_of(s.model), wall_s=wall, wall_basis=basis,
+        price=s.price or price_of(s.model), wall_s=wall, wall_basis=basis, batch=s.batch,
     )
 
 

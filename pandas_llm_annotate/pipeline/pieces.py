@@ -38,9 +38,9 @@ class Pieces:
 
     def settle(self, key: str) -> int:
         """The piece `key` is settled (answered or failed for good): the rows whose
-        texts have no piece left to wait for."""
+        texts have no piece left to wait for (none for a key of another run's texts)."""
         rows = 0
-        for tid in self.users[key]:
+        for tid in self.users.get(key, ()):
             self._pending[tid] -= 1
             if self._pending[tid] == 0:
                 rows += int(self.rows_per_text[tid])

@@ -1,4 +1,5 @@
-"""Plan a run: drop missing cells, dedupe texts, and broadcast answers back to rows."""
+"""Plan a run: drop missing cells, dedupe texts, and say which text each row takes its
+answer from (the task spreads the answers: `tasks/output.py`)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ class Plan:
     def rows_per_text(self) -> np.ndarray:
         return np.bincount(self.codes, minlength=len(self.texts))
 
+    def take(self) -> np.ndarray:
+        """For each row, the id of its text, or `len(texts)` for a missing cell."""
+        out = np.full(self.rows, len(self.texts), dtype=np.int64)
+        out[self.positions] = self.codes
+        return out
+
     def rows_of(self, text_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Row positions whose text is one of `text_ids`, and each one's text id."""
         mask = np.isin(self.codes, np.asarray(text_ids, dtype=np.int64))
@@ -56,11 +63,3 @@ def plan_column(values: pd.Series) -> Plan:
         texts=list(uniques),
     )
 
-
-def broadcast(plan: Plan, answers: Sequence[str | None], like: pd.Series) -> pd.Series:
-    """One answer per row of `like`, aligned to its index; NaN where there is none."""
-    per_text = np.array([np.nan if a is None else a for a in answers], dtype=object)
-    out = np.full(plan.rows, np.nan, dtype=object)
-    if len(plan.positions):
-        out[plan.positions] = per_text[plan.codes]
-    return pd.Series(out, index=like.index, name=like.name, dtype=object)

@@ -11,7 +11,7 @@ from ..errors import RequestError
 from ..protocol.packing import ROW_OVERHEAD_TOKENS, auto_rows, pack_system, pack_user
 from ..protocol.prompts import build_messages
 from ..protocol.structured import Negotiator, rejects_format, response_format
-from ..tasks.task import Task
+from ..tasks.base import Task
 from ..text import estimate_tokens
 
 Job = tuple[str, ...]  # piece keys sent in one request
@@ -43,7 +43,7 @@ class RequestBuilder:
             system, user, max_tokens = self.task.system, texts[0], self.task.max_tokens
             schema = self.task.schema(None)
         else:
-            system, user = pack_system(self.task.system), pack_user(texts)
+            system, user = pack_system(self.task.system, self.task.pack_answer), pack_user(texts)
             per_row = self.task.row_answer_tokens() + ROW_OVERHEAD_TOKENS
             max_tokens = len(job) * per_row + 16
             schema = self.task.schema(len(job))

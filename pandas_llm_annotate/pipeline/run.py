@@ -1,6 +1,7 @@
-"""One run of `annotate`: plan → cache → chunk → schedule → parse → cache → broadcast.
+"""One run of a task: plan → cache → chunk → schedule → parse → cache → broadcast.
 
-The run wires the pipeline's parts and owns nothing else: `Pieces` (chunks and which
+The run wires the pipeline's parts and owns nothing else: the task (what is asked, how
+an answer is checked, what the result looks like: `tasks/`), `Pieces` (chunks and which
 rows wait for them), `RequestBuilder` (bodies), `AnswerSink` (validation, cache
 writes), the scheduler and limiter (dispatch, ratelimit), the semantic stage when on.
 Drawing progress is not its business: the sync/async edge (`api.py`) does that.
@@ -18,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..config import Settings
+from ..dispatch.batch import BatchDispatcher
 from ..dispatch.budget import Budget, BudgetReached
 from ..dispatch.scheduler import FatalError, Scheduler
 from ..dispatch.servers import Farm
 from ..errors import ConfigError, RequestError
+from ..protocol.batch_api import TERMINAL, BatchAPI
 from ..protocol.structured import Negotiator
 from ..protocol.transport import Completion, Transport
 from ..ratelimit.registry import run_limits
@@ -30,11 +33,12 @@ from ..redact import redact_url
 from ..report.metrics import Metrics, ServerStats
 from ..report.pricing import Price, price_of
 from ..report.report import Report
-from ..tasks.task import Task
+from ..tasks.base import Task
+from .batch_state import BatchState, RunStore
 from .cache import Cache, namespace_key
 from .identity import server_identity
 from .pieces import Pieces
-from .plan import broadcast, plan_column
+from .plan import plan_column
 from .requests import Job, RequestBuilder
 from .sink import AnswerSink
 from .tables import failures_table, hits_table
@@ -44,19 +48,17 @@ if TYPE_CHECKING:
 
 
 class Run:
-    """One call of `annotate`: its plan, its pieces, its answers and its metrics."""
+    """One call of `annotate` or `extract`: its plan, pieces, answers and metrics."""
 
-    def __init__(self, values: pd.Series, prompt: str | None, labels: object,
-                 settings: Settings) -> None:
+    def __init__(self, values: pd.Series, task: Task, settings: Settings) -> None:
         self.values = values
         self.settings = settings
-        self.task = Task.build(prompt, labels, settings.max_tokens)
+        self.task = task
         self.packed = settings.rows_per_request != 1
         self.namespace = namespace_key(
             model=settings.model, server=server_identity(settings.base_urls,
                                                          settings.cache_namespace),
-            system=self.task.system,
-            labels=self.task.labels, temperature=settings.temperature,
+            system=self.task.system, **self.task.key_parts(), temperature=settings.temperature,
             max_tokens=self.task.max_tokens, packed=self.packed, structured=settings.structured,
         )
         self.plan = plan_column(values)
@@ -72,6 +74,8 @@ class Run:
         self.sink = AnswerSink(self.task, self.pieces, self.metrics, namespace=self.namespace,
                                packed=self.packed)
         self.stage: SemanticStage | None = None  # semantic=...: see semantic/stage.py
+        self.batch_state: BatchState | None = None  # batch=True: see batch_state.py
+        self.metrics.batch = settings.batch
 
     def _price_for_budget(self) -> Price:
         price = self.settings.price or price_of(self.settings.model)
@@ -82,7 +86,7 @@ class Run:
                 "price=(0.15, 0.60).")
         return price
 
-    async def execute(self) -> pd.Series:
+    async def execute(self) -> pd.Series | pd.DataFrame:
         """Ask for what is missing; the answers, one per row, aligned to the index."""
         s = self.settings
         cache: Cache | None = None
@@ -98,20 +102,29 @@ class Run:
             raise fatal.error from fatal.error.__cause__  # the cause kept, not FatalError
         except (asyncio.CancelledError, KeyboardInterrupt):
             rows = self.pieces.rows_answered(self.sink.answers)
-            self.metrics.finish("interrupted", f"interrupted, {rows} rows saved in cache")
+            self.metrics.finish("interrupted", f"interrupted, {rows} rows saved in cache"
+                                + self._batches_left())
             raise
         except BaseException as exc:
             self.metrics.finish("failed", repr(exc))
             raise
         finally:
+            if self.batch_state is not None:
+                self.batch_state.close()
             if cache is not None:
                 u = self.metrics.usage
                 await asyncio.to_thread(self._close, cache, u.requests, u.estimated_prompt,
                                         u.prompt, u.completion, u.latency)
                 self.metrics.note(cache.notice)
         self.metrics.finish("finished")
-        return broadcast(self.plan, self.pieces.text_answers(self.sink.answers, self.task.merge),
-                         self.values)
+        answers = self.pieces.text_answers(self.sink.answers, self.task.merge)
+        return self.task.output(answers, self.plan.take(), self.values)
+
+    def _batches_left(self) -> str:
+        left = [b.id for b in self.metrics.batches.values() if b.status not in TERMINAL]
+        return (f"; {len(left)} {'batch' if len(left) == 1 else 'batches'} still running on "
+                "the server: the same call collects the answers, pla.cancel_batches() "
+                "cancels") if left else ""
 
     def _close(self, cache: Cache, *usage: Any) -> None:
         """Write what is queued and the run's usage (for estimates), then close: off the loop."""
@@ -134,6 +147,20 @@ class Run:
         k = servers[0][0].rows_per_request(s.rows_per_request, todo, min(depths, default=None))
         self.metrics.rows_per_request_target = k
         jobs = (tuple(todo[i : i + k]) for i in range(0, len(todo), k))
+        if s.batch:  # one server (config.py checks): the Batch API instead of the scheduler
+            builder, transport, scheduler = servers[0]
+            dispatcher = BatchDispatcher(
+                api=BatchAPI(transport, timeout=s.timeout), store=self._batch_store(),
+                prepare=builder.prepare, on_answer=scheduler.on_answer,
+                on_failure=scheduler.on_failure, needed=self.sink.needed, metrics=self.metrics,
+                max_rounds=s.max_retries, poll_s=s.batch_poll_s, reformat=builder.reformat,
+                fallback=scheduler.run if s.batch_fallback == "online" else None,
+                metadata={"source": "pandas-llm-annotate"},
+            )
+            with limits[0]:
+                async with transport:
+                    await dispatcher.run(jobs)
+            return
         if s.semantic:  # imported only when asked for: the core install has no torch
             from ..semantic.stage import open_stage
 
@@ -169,7 +196,7 @@ class Run:
         transport = Transport(url, api_key=s.api_key, timeout=s.timeout,
                               max_connections=s.max_concurrency,
                               max_response_bytes=s.max_response_bytes)
-        structured_answers = s.structured and (self.task.labels is not None or self.packed)
+        structured_answers = s.structured and (self.task.schema(None) is not None or self.packed)
         name = redact_url(url)
         if name in self.metrics.servers:  # the same URL with other credentials
             name = f"{name} ({len(farm.servers) + 1})"
@@ -211,14 +238,31 @@ class Run:
                 f"{len(left):,} texts not asked would cost about ${per_piece * len(left):.4f} "
                 "more. A rerun with a higher max_cost asks only for them")
 
+    def _batch_store(self) -> RunStore:
+        """The run's batches in the cache file (in memory with cache=False)."""
+        cache = self.sink.cache
+        if self.batch_state is None:
+            self.batch_state = BatchState.open(cache.path if cache is not None else None)
+        return self.batch_state.bind(
+            namespace=self.namespace, base_url=self.settings.base_urls[0],
+            model=str(self.settings.model), on_error=self.metrics.note,
+            flush=cache.flush if cache is not None else lambda: True)
+
     def report(self) -> Report:
         """The run's report now (frozen: later changes to the run do not reach it)."""
         m = self.metrics
         why = {"budget": "the budget was reached", "interrupted": "the run was interrupted"}
         unasked = f"not asked: {why.get(m.status, f'the run {m.status}')}" + (
             f" ({m.message})" if m.message else "")
-        failures = failures_table(self.plan, self.values.index, self.pieces, self.sink.failed,
-                                  self.sink.answers, unasked)
+        if self.task.field_names:  # a line per wrong field that is null in the row's answer
+            merged = [None if a is None else self.task.present(a)
+                      for a in self.pieces.text_answers(self.sink.answers, self.task.merge)]
+            failures = failures_table(
+                self.plan, self.values.index, self.pieces, self.sink.failed, self.sink.answers,
+                unasked, self.sink.problems, lambda tid: merged[tid] or frozenset())
+        else:
+            failures = failures_table(self.plan, self.values.index, self.pieces,
+                                      self.sink.failed, self.sink.answers, unasked)
         hits = None
         if self.stage is not None:
             hits = hits_table(self.plan, self.values.index, self.pieces.users, self.stage.hits)

@@ -1,7 +1,9 @@
 """Where answers land: validated by the task, kept, written to the cache, counted.
 
-A packed answer is read per id; ids that are missing or invalid are asked again
-alone, never guessed; an answer with no JSON at all is asked again in two halves.
+A packed answer is read per id; ids that are missing, invalid or with a wrong field
+are asked again alone, never guessed; an answer with no JSON at all is asked again in
+two halves. An answer with wrong fields (asked alone) is kept with those fields null,
+and its problems listed, but never cached: a rerun asks for it again.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..protocol.packing import parse_pack
 from ..report.metrics import Metrics
-from ..tasks.task import Task
+from ..tasks.base import FieldProblem, Task, Verdict
 from .cache import Cache
 from .pieces import Pieces
 
@@ -25,8 +27,9 @@ Listener = Callable[[str, "str | None"], None]  # (piece key, answer or None if 
 
 
 class AnswerSink:
-    """`answers[key]`: valid answers; `failed[key]`: (reason, the raw answer's first
-    `RAW_PREVIEW_CHARS`, "…" when cut, or None)."""
+    """`answers[key]`: usable answers; `failed[key]`: (reason, the raw answer's first
+    `RAW_PREVIEW_CHARS`, "…" when cut, or None); `problems[key]`: the wrong fields of a
+    usable answer (it is not cached)."""
 
     def __init__(self, task: Task, pieces: Pieces, metrics: Metrics, *, namespace: str,
                  packed: bool) -> None:
@@ -37,6 +40,7 @@ class AnswerSink:
         self.packed = packed
         self.answers: dict[str, str] = {}
         self.failed: dict[str, tuple[str, str | None]] = {}
+        self.problems: dict[str, tuple[FieldProblem, ...]] = {}
         self.cache: Cache | None = None
         self.listener: Listener | None = None  # the semantic stage, when on
 
@@ -55,10 +59,14 @@ class AnswerSink:
     def todo(self) -> list[str]:
         return [k for k in self.pieces.text if k not in self.answers]
 
+    def needed(self, key: str) -> bool:
+        """`key` still wants an answer: it has none and did not fail for good."""
+        return key not in self.answers and key not in self.failed
+
     def accept(self, job: Job, content: str) -> Sequence[Job]:
         """Record the answers in `content`; return what must be asked again."""
         if len(job) == 1 and not self.packed:
-            self._record(job[0], content)
+            self._record(job[0], content, self.task.check(content))
             return ()
         found = parse_pack(content, len(job))
         if found is None and len(job) > 1:
@@ -67,35 +75,50 @@ class AnswerSink:
         again: list[Job] = []
         for i, key in enumerate(job, 1):
             raw = (found or {}).get(i)
-            if raw is not None and self.task.valid(raw) is not None:
-                self._record(key, raw)
-            elif len(job) > 1:
-                again.append((key,))  # missing or invalid: alone, never guessed
+            if raw is None and len(job) > 1:
+                again.append((key,))  # missing: alone, never guessed
+                continue
+            raw = content if raw is None else raw
+            verdict = self.task.check(raw)
+            if verdict.complete or len(job) == 1:
+                self._record(key, raw, verdict)
             else:
-                self._record(key, raw if raw is not None else content)
+                again.append((key,))  # invalid or a wrong field: alone, never guessed
         return again
 
     def fail(self, job: Job, error: str) -> None:
-        """Every piece of `job` failed for good (its request did)."""
+        """Every piece of `job` without an answer failed for good (its request did)."""
         for key in job:
-            self.failed[key] = (error, None)
-            self._settle(key, None)
+            if self.needed(key):
+                self.failed[key] = (error, None)
+                self._settle(key, None)
 
     def reuse(self, hit: Hit) -> None:
         """A semantic hit: the answer of a near-identical text (not written to the cache)."""
         self.answers[hit.key] = hit.answer
         self.metrics.rows_done += self.pieces.settle(hit.key)
 
-    def _record(self, key: str, raw: str) -> None:
-        answer = self.task.valid(raw)
+    def _record(self, key: str, raw: str, verdict: Verdict) -> None:
+        """The first usable answer of a key wins; a key is settled once (a batch of an
+        earlier run may answer a key again)."""
+        if key in self.answers:
+            return
+        answer = verdict.answer
+        settled = key in self.failed
         if answer is None:
+            if settled:
+                return
             cut = raw[:RAW_PREVIEW_CHARS] + "…" if len(raw) > RAW_PREVIEW_CHARS else raw
-            self.failed[key] = (self.task.invalid_reason, cut)
+            self.failed[key] = (verdict.reason, cut)
         else:
+            self.failed.pop(key, None)
             self.answers[key] = answer
-            if self.cache is not None:
+            if verdict.problems:
+                self.problems[key] = verdict.problems
+            elif self.cache is not None:
                 self.cache.save(key, answer, self.namespace)
-        self._settle(key, answer)
+        if not settled:
+            self._settle(key, answer if verdict.complete else None)
 
     def _settle(self, key: str, answer: str | None) -> None:
         self.metrics.rows_done += self.pieces.settle(key)

@@ -1,15 +1,17 @@
-"""The report's tables: `failures` (one row per row without an answer) and
-`semantic_hits` (one row per row whose answer came from a semantic hit)."""
+"""The report's tables: `failures` (one row per row without an answer, and for a task
+with fields one per wrong field) and `semantic_hits` (one row per row whose answer came
+from a semantic hit)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..report.report import FAILURE_COLUMNS, SEMANTIC_HIT_COLUMNS
+from ..report.report import FAILURE_COLUMNS, FIELD_FAILURE_COLUMNS, SEMANTIC_HIT_COLUMNS
+from ..tasks.base import FieldProblem
 from .pieces import Pieces
 from .plan import Plan
 
@@ -44,31 +46,53 @@ def hits_table(plan: Plan, index: pd.Index, users: Mapping[str, Sequence[int]],
     return pd.DataFrame.from_records(records, columns=SEMANTIC_HIT_COLUMNS)
 
 
+Line = tuple["str | None", str, "str | None"]  # (field or None for the row, error, raw)
+
+
 def failures_table(plan: Plan, index: pd.Index, pieces: Pieces,
                    failed: Mapping[str, tuple[str, str | None]], answers: Mapping[str, str],
-                   unasked: str) -> pd.DataFrame:
+                   unasked: str, problems: Mapping[str, Sequence[FieldProblem]] | None = None,
+                   filled: Callable[[int], frozenset[str]] | None = None) -> pd.DataFrame:
     """One row per row without an answer: its index, a text preview, the error of its
     first failed piece (`chunk i/n: ...` for a chunked text) and the raw answer; a row
-    never asked (the run stopped first) has `unasked` as its error."""
-    by_text: dict[int, tuple[str, str | None]] = {}
+    never asked (the run stopped first) has `unasked` as its error.
+
+    With `problems` (a task with fields): a `field` column, NA for those rows, and one
+    more row per field that is null in a row's answer because a piece got it wrong
+    (`filled(text id)`: the fields with a value in the text's merged answer): the
+    field, the reason, and the raw value as JSON text (None: the field was missing)."""
+    by_text: dict[int, list[Line]] = {}
     for tid, keys in enumerate(pieces.keys):
         for i, key in enumerate(keys):
             if key in failed:
                 error, raw = failed[key]
-                if len(keys) > 1:
-                    error = f"chunk {i + 1}/{len(keys)}: {error}"
-                by_text[tid] = (error, raw)
+                by_text[tid] = [(None, _chunk(i, keys) + error, raw)]
                 break
         else:
             if not all(k in answers for k in keys):
-                by_text[tid] = (unasked, None)
+                by_text[tid] = [(None, unasked, None)]
+            elif problems is not None and filled is not None:
+                lines = _field_lines(keys, problems, filled(tid))
+                if lines:
+                    by_text[tid] = lines
     rows, codes = plan.rows_of(list(by_text))
-    return pd.DataFrame(
-        {
-            "index": list(index[rows]),
-            "text": [plan.texts[c][:PREVIEW_CHARS] for c in codes],
-            "error": [by_text[c][0] for c in codes],
-            "raw_answer": [by_text[c][1] for c in codes],
-        },
-        columns=FAILURE_COLUMNS,
-    )
+    records = [(index[row], plan.texts[code][:PREVIEW_CHARS], *line)
+               for row, code in zip(rows, codes, strict=True) for line in by_text[int(code)]]
+    columns = FAILURE_COLUMNS if problems is None else FIELD_FAILURE_COLUMNS
+    cells = {name: [r[i] for r in records] for i, name in enumerate(FIELD_FAILURE_COLUMNS)}
+    return pd.DataFrame({name: cells[name] for name in columns}, columns=columns)
+
+
+def _chunk(i: int, keys: Sequence[str]) -> str:
+    return f"chunk {i + 1}/{len(keys)}: " if len(keys) > 1 else ""
+
+
+def _field_lines(keys: Sequence[str], problems: Mapping[str, Sequence[FieldProblem]],
+                 filled: frozenset[str]) -> list[Line]:
+    """The first problem of each field left without a value, in piece order."""
+    lines: dict[str, Line] = {}
+    for i, key in enumerate(keys):
+        for p in problems.get(key, ()):
+            if p.field not in filled and p.field not in lines:
+                lines[p.field] = (p.field, _chunk(i, keys) + p.reason, p.raw)
+    return list(lines.values())

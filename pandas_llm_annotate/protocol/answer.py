@@ -32,7 +32,17 @@ class Completion:
 
 def parse_json(raw: bytes, latency: float, headers: Mapping[str, str]) -> Completion:
     """The answer in a `chat.completion` body."""
-    data = _object(raw, "The answer body")
+    return parse_completion(_object(raw, "The answer body"), latency, headers, raw)
+
+
+def parse_completion(data: Any, latency: float, headers: Mapping[str, str],
+                     raw: bytes | None = None) -> Completion:
+    """The answer in a parsed `chat.completion` object (e.g. a batch output line's body);
+    `raw` is what error messages preview (default: the object as JSON)."""
+    if raw is None:
+        raw = json.dumps(data, default=str)[:400].encode()
+    if not isinstance(data, dict):
+        raise _malformed("The answer body is not a JSON object", raw)
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise _malformed("The answer has no list of choices", raw)

@@ -17,7 +17,7 @@ from ..text import estimate_tokens
 PACK_INSTRUCTIONS = (
     "You will get a JSON list of objects with keys \"id\" and \"text\". Treat each text on "
     "its own, as instructed above. Reply with one JSON object only, mapping every id to its "
-    "answer, e.g. {\"1\": \"...\", \"2\": \"...\"}."
+    "answer"
 )
 MAX_ROWS = 25  # upper bound for rows_per_request="auto"
 PROMPT_BUDGET = 1500  # tokens of rows per packed request for "auto"
@@ -25,8 +25,10 @@ ROW_OVERHEAD_TOKENS = 10  # the {"id": ..., "text": ...} wrapper and the answer'
 _OBJECT = re.compile(r"\{.*\}", re.S)
 
 
-def pack_system(system: str) -> str:
-    return f"{system}\n\n{PACK_INSTRUCTIONS}"
+def pack_system(system: str, answer: str = '"..."') -> str:
+    """The system prompt of a packed request; `answer` shows one answer's shape."""
+    return f'{system}\n\n{PACK_INSTRUCTIONS}, e.g. {{"1": {answer}, "2": {answer}}}.'
+
 
 
 def pack_user(texts: Sequence[str]) -> str:
@@ -38,7 +40,8 @@ def pack_user(texts: Sequence[str]) -> str:
 
 def parse_pack(raw: str, size: int) -> dict[int, str] | None:
     """`{position: answer}` for the ids 1..size found in the answer; None when the
-    answer holds no JSON object at all. Extra ids and non-string values are dropped."""
+    answer holds no JSON object at all. Extra ids and nulls are dropped; numbers become
+    their text, objects and lists their JSON text (the task checks them)."""
     match = _OBJECT.search(raw)
     if match is None:
         return None
@@ -55,7 +58,9 @@ def parse_pack(raw: str, size: int) -> dict[int, str] | None:
     found: dict[int, str] = {}
     for i in range(1, size + 1):
         value = data.get(str(i))
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        if isinstance(value, (dict, list)):
+            found[i] = json.dumps(value, ensure_ascii=False)
+        elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
             found[i] = str(value)
     return found
 

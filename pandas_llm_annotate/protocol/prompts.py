@@ -2,8 +2,9 @@
 
 Each request is one system message (from `system_prompt`) and one user
 message holding the raw text. With labels, the system prompt ends with a
-``Labels:`` line followed by one ``- <label>`` line per label; the server
-simulator parses that block, so its format is a contract.
+``Labels:`` line followed by one ``- <label>`` line per label (with label
+definitions: a ``Labels (label: meaning):`` line, then ``- <label>: <meaning>``);
+the server simulator parses that block, so its format is a contract.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -38,6 +39,11 @@ _ONE_LABEL = (
     "Answer with exactly one label from the list below, written exactly as shown, and nothing else."
 )
 _ANSWER_ONLY = "Answer with the answer only, no preamble."
+_TAG = "Tag the text with the labels below that apply."
+#: The multi-label instruction (the simulator looks for it to answer with a list).
+MULTI_LABEL = ("Answer with a JSON list of every label from the list below that applies, "
+               "written exactly as shown ([] when none applies), and nothing else.")
+DEFINED_LABELS = "Labels (label: meaning):"  # the header of a block with definitions
 
 _QUOTES = "\"'`\u201c\u201d\u2018\u2019"
 _TRAILING = ".,;:!?\u3002\uff0c\uff1b\uff1a\uff01\uff1f"
@@ -52,7 +58,8 @@ _LATIN_WORD = f"[^\\W{CJK_CHARS}]"
 _LATIN_CHAR = re.compile(_LATIN_WORD)
 
 
-def system_prompt(prompt: str | None, labels: Sequence[str] | None) -> str:
+def system_prompt(prompt: str | None, labels: Sequence[str] | None, *,
+                  descriptions: Mapping[str, str] | None = None, multi: bool = False) -> str:
     """Build the system message for a prompt and/or a label set.
 
     - labels, no prompt: a classification instruction, then the
@@ -62,6 +69,9 @@ def system_prompt(prompt: str | None, labels: Sequence[str] | None) -> str:
     - no labels: the prompt (or `DEFAULT_TASK`) and "Answer with the answer
       only, no preamble."
 
+    `descriptions` (label -> meaning) turns the block into ``Labels (label:
+    meaning):`` with ``- <label>: <meaning>`` lines; `multi` asks for a JSON
+    list of every label that applies (`MULTI_LABEL`) instead of one label.
     A blank prompt counts as no prompt. Labels are checked with
     `check_labels`. The result depends only on the arguments (it is part
     of the cache key).
@@ -70,9 +80,12 @@ def system_prompt(prompt: str | None, labels: Sequence[str] | None) -> str:
     if labels is None:
         return f"{task or DEFAULT_TASK}\n\n{_ANSWER_ONLY}"
     names = check_labels(labels) or ()
-    block = "\n".join(f"- {name}" for name in names)
-    head = f"{task}\n\n{_ONE_LABEL}" if task else f"{_CLASSIFY}\n{_ONE_LABEL}"
-    return f"{head}\n\nLabels:\n{block}"
+    meaning = descriptions or {}
+    block = "\n".join(f"- {name}: {meaning[name]}" if meaning.get(name) else f"- {name}"
+                      for name in names)
+    rule = MULTI_LABEL if multi else _ONE_LABEL
+    head = f"{task}\n\n{rule}" if task else f"{_TAG if multi else _CLASSIFY}\n{rule}"
+    return f"{head}\n\n{DEFINED_LABELS if meaning else 'Labels:'}\n{block}"
 
 
 def build_messages(system: str, text: str) -> list[dict[str, str]]:

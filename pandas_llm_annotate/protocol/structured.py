@@ -24,10 +24,8 @@ _chosen: dict[tuple[str, str], int] = {}
 _lock = threading.Lock()
 
 
-def pack_schema(size: int, labels: Sequence[str] | None) -> dict[str, Any]:
-    """An object with keys "1".."size", each a label (enum) or a string."""
-    value: dict[str, Any] = {"type": "string", "enum": list(labels)} if labels else {
-        "type": "string"}
+def pack_schema(size: int, value: dict[str, Any]) -> dict[str, Any]:
+    """An object with keys "1".."size", each one answer (`value`: its schema)."""
     keys = [str(i) for i in range(1, size + 1)]
     return {
         "type": "object",

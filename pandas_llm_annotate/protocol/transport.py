@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import aiohttp
@@ -28,11 +28,15 @@ from ..errors import (
 )
 from ..redact import redact, redact_url
 from .answer import Completion as Completion  # re-exported: the answer type of `complete`
-from .answer import EventStream, parse_json
+from .answer import EventStream, parse_completion, parse_json
+
+__all__ = ["Completion", "Transport", "mapped_errors", "parse_completion", "raise_for_status",
+           "read_bounded"]
 
 CHUNK_BYTES = 64 * 1024  # read at a time: aiohttp inflates no more than this ahead
 ERROR_BODY_BYTES = 64 * 1024  # of an error body: enough for its message
 SSE_LINE_BYTES = 1024 * 1024  # one server-sent event line
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # an answer, by default (the `max_response_bytes` setting)
 
 
 class Transport:
@@ -40,12 +44,13 @@ class Transport:
 
     def __init__(
         self, base_url: str, *, api_key: str | None, timeout: float, max_connections: int,
-        max_response_bytes: int,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.root = base_url.rstrip("/")
+        self.url = self.root + "/chat/completions"
         self.shown_url = redact_url(self.url)  # for messages: no user name or password
         self._api_key = api_key
-        self._headers = {"Content-Type": "application/json"}
+        self._headers: dict[str, str] = {}  # a JSON body sets its own content type
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -70,6 +75,13 @@ class Transport:
             await self._session.close()
             self._session = None
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled session (with the key), for other endpoints (`batch_api.py`)."""
+        if self._session is None:
+            raise RuntimeError("Transport used outside `async with`.")
+        return self._session
+
     async def complete(self, body: dict[str, Any], *, stream: bool = False) -> Completion:
         """POST one request; return its answer or raise a `RequestError`, whose message,
         body and headers show neither the API key (a server may echo it) nor the URL's
@@ -85,18 +97,13 @@ class Transport:
             raise
 
     async def _complete(self, body: dict[str, Any], stream: bool) -> Completion:
-        if self._session is None:
-            raise RuntimeError("Transport used outside `async with`.")
+        session = self.session
         if stream:
             body = {**body, "stream": True, "stream_options": {"include_usage": True}}
         start = time.perf_counter()
-        try:
-            async with self._session.post(self.url, json=body, allow_redirects=False) as resp:
-                if resp.status >= 300:
-                    raw, _ = await _read_capped(resp, ERROR_BODY_BYTES)
-                    text = raw.decode("utf-8", errors="replace")
-                    raise error_for_status(resp.status, text, dict(resp.headers),
-                                           self.shown_url)
+        with mapped_errors(self.shown_url, self._timeout.total, start):
+            async with session.post(self.url, json=body, allow_redirects=False) as resp:
+                await raise_for_status(resp, self.shown_url)
                 headers = dict(resp.headers)
                 if stream:
                     answer = EventStream(start)
@@ -108,23 +115,49 @@ class Transport:
                 raw, more = await _read_capped(resp, self._max_bytes)
                 if more:
                     raise _too_big(self._max_bytes)
-        except asyncio.TimeoutError as exc:
-            raise ReadTimeout(
-                f"No answer from {self.shown_url} within {self._timeout.total} s. A slow or busy "
-                "server: raise timeout= or lower max_concurrency=.",
-                elapsed=time.perf_counter() - start,
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise ConnectError(
-                f"Cannot reach {self.shown_url} ({exc.os_error or exc}). Is the server running and "
-                "base_url right?"
-            ) from exc
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
-                aiohttp.ClientOSError) as exc:
-            raise ConnectionLost(f"Connection to {self.shown_url} dropped: {exc!r}") from exc
-        except aiohttp.ClientError as exc:
-            raise TransportError(f"Request to {self.shown_url} failed: {exc!r}") from exc
         return parse_json(raw, time.perf_counter() - start, headers)
+
+
+@contextlib.contextmanager
+def mapped_errors(url: str, timeout: float | None, start: float) -> Iterator[None]:
+    """aiohttp's errors, raised inside, become the package's own (`errors.py`); `url` is
+    the one messages show (no credentials)."""
+    try:
+        yield
+    except asyncio.TimeoutError as exc:
+        raise ReadTimeout(
+            f"No answer from {url} within {timeout} s. A slow or busy server: raise "
+            "timeout= or lower max_concurrency=.",
+            elapsed=time.perf_counter() - start,
+        ) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise ConnectError(
+            f"Cannot reach {url} ({exc.os_error or exc}). Is the server running and "
+            "base_url right?"
+        ) from exc
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
+            aiohttp.ClientOSError) as exc:
+        raise ConnectionLost(f"Connection to {url} dropped: {exc!r}") from exc
+    except aiohttp.ClientError as exc:
+        raise TransportError(f"Request to {url} failed: {exc!r}") from exc
+
+
+async def raise_for_status(resp: aiohttp.ClientResponse, url: str) -> None:
+    """A redirect or an error status becomes its `APIError` (the body read up to
+    `ERROR_BODY_BYTES`)."""
+    if resp.status >= 300:
+        raw, _ = await _read_capped(resp, ERROR_BODY_BYTES)
+        text = raw.decode("utf-8", errors="replace")
+        raise error_for_status(resp.status, text, dict(resp.headers), url)
+
+
+async def read_bounded(resp: aiohttp.ClientResponse, limit: int, *, cut: bool = False) -> bytes:
+    """The body, at most `limit` bytes: a longer one is cut there (`cut`) or refused."""
+    raw, more = await _read_capped(resp, limit)
+    if more and not cut:
+        raise MalformedResponse(f"The answer from {redact_url(str(resp.url))} is longer than "
+                                f"{limit:,} bytes: refused.")
+    return raw
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:

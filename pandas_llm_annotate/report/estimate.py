@@ -20,7 +20,8 @@ class Estimate:
     0: the package's own estimate, ≈4 characters or 1 CJK character per token);
     `completion_tokens_max` is the upper bound (`max_tokens` of every request), and
     `completion_tokens` the expected value (learned the same way, else a guess: a
-    label's tokens per row, half of `max_tokens` for free text)."""
+    label's tokens per row, half of `max_tokens` for free text). With `batch` (a run
+    through a Batch API) the costs are at the batch price (`BATCH_DISCOUNT` of `price`)."""
 
     model: str
     rows: int
@@ -38,6 +39,7 @@ class Estimate:
     price: Price | None  # USD per 1M prompt / completion tokens
     wall_s: float | None  # None: no rate limit or latency known for this server yet
     wall_basis: str  # what the wall time rests on
+    batch: bool = False  # the run would go through a Batch API
 
     def _cost(self, completion: int, factor: float = 1.0) -> float | None:
         if self.price is None:
@@ -47,13 +49,14 @@ class Estimate:
 
     @property
     def cost_usd(self) -> float | None:
-        """Expected cost at list price (None when the price is unknown: pass `price=`)."""
-        return self._cost(self.completion_tokens)
+        """Expected cost at the price the run pays: list price, or the batch price with
+        `batch` (None when the price is unknown: pass `price=`)."""
+        return self._cost(self.completion_tokens, BATCH_DISCOUNT if self.batch else 1.0)
 
     @property
     def cost_usd_max(self) -> float | None:
         """Upper bound: every request uses its whole `max_tokens`."""
-        return self._cost(self.completion_tokens_max)
+        return self._cost(self.completion_tokens_max, BATCH_DISCOUNT if self.batch else 1.0)
 
     @property
     def batch_cost_usd(self) -> float | None:
@@ -71,7 +74,7 @@ class Estimate:
     def __repr__(self) -> str:
         cost = "price unknown (pass price=)" if self.cost_usd is None else (
             f"${self.cost_usd:.4f} (at most ${self.cost_usd_max:.4f}; "
-            f"batch ${self.batch_cost_usd:.4f})")
+            + ("at the batch price)" if self.batch else f"batch ${self.batch_cost_usd:.4f})"))
         wall = "unknown" if self.wall_s is None else f"{self.wall_s:.1f}s ({self.wall_basis})"
         return (f"<Estimate {self.model}: {self.rows} rows, {self.distinct} distinct, "
                 f"{self.cached} cached, {self.requests} requests, "

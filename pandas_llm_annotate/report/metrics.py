@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .pricing import Price, cost_usd
+from .pricing import BATCH_DISCOUNT, Price, cost_usd
 
 
 @dataclass
@@ -30,6 +30,17 @@ class Usage:
         self.prompt += prompt
         self.completion += completion
         self.latency += latency
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """One batch of a Batch API run as its last status check saw it."""
+
+    id: str
+    status: str  # validating, in_progress, finalizing, completed, failed, expired, cancel…
+    total: int
+    completed: int
+    failed: int
 
 
 @dataclass
@@ -95,6 +106,13 @@ class Metrics:
     max_cost: float | None = None  # the run's spending cap (USD), shown beside the cost
     limited_at: list[float] = field(default_factory=list)  # seconds since start, per 429
     usage: Usage = field(default_factory=lambda: Usage())  # answers that carried `usage`
+    batch: bool = False  # through a Batch API (rows it did not answer may go online)
+    batch_tokens: tuple[int, int] = (0, 0)  # prompt, completion of batch answers: discounted
+    batches: dict[str, BatchProgress] = field(default_factory=dict)  # by batch id
+    batches_submitted: int = 0  # batches this run created
+    batches_resumed: int = 0  # batches of an earlier run this run waited for
+
+
     servers: dict[str, ServerStats] = field(default_factory=dict)  # by URL (no credentials)
 
     def sending(self, *, retry: bool) -> None:
@@ -117,6 +135,13 @@ class Metrics:
         self.prompt_tokens += prompt or 0
         self.completion_tokens += completion or 0
 
+    def batch_answered(self, prompt: int | None, completion: int | None) -> None:
+        """A request of a batch answered (no latency: the batch has its own timing)."""
+        self.prompt_tokens += prompt or 0
+        self.completion_tokens += completion or 0
+        self.batch_tokens = (self.batch_tokens[0] + (prompt or 0),
+                             self.batch_tokens[1] + (completion or 0))
+
     def packed(self, rows: int) -> None:
         self.answers += 1
         self.packed_rows += rows
@@ -138,8 +163,11 @@ class Metrics:
 
     @property
     def cost_usd(self) -> float | None:
-        """USD for the tokens so far, where the model's price is known."""
-        return cost_usd(self.model, self.prompt_tokens, self.completion_tokens, self.price)
+        """USD for the tokens so far, where the model's price is known; the tokens of
+        batch answers at the batch price (`BATCH_DISCOUNT` of it)."""
+        usd = cost_usd(self.model, self.prompt_tokens, self.completion_tokens, self.price)
+        batch = cost_usd(self.model, *self.batch_tokens, self.price)
+        return None if usd is None or batch is None else usd - batch * (1 - BATCH_DISCOUNT)
 
     @property
     def elapsed(self) -> float:

@@ -1,8 +1,9 @@
 """What a run's tokens cost, for a few well-known models.
 
 `PRICES` holds list prices in USD per 1M tokens, `(input, output)`, as published by
-the providers in 2025; check your provider's page, prices change and discounts
-(batch, cached prompts) are not counted. A model name matches its entry exactly,
+the providers in 2025; check your provider's page, prices change and discounts for
+cached prompts are not counted. A run through a Batch API (`batch=True`) costs
+`BATCH_DISCOUNT` of the price (OpenAI and Anthropic: half). A model name matches its entry exactly,
 with a date or `-latest` suffix (`gpt-4o-mini-2024-07-18`, `claude-3-5-haiku-latest`)
 and with a provider prefix (`openai/gpt-4o-mini`). Any other model has no known
 price, and no cost is shown, unless you give one (the `price=` setting).

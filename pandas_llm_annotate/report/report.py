@@ -18,6 +18,8 @@ import pandas as pd
 from .metrics import Metrics, saved_by_dedupe
 
 FAILURE_COLUMNS = ["index", "text", "error", "raw_answer"]
+# extract: one line per wrong field (`field` names it) or per row without an answer (NA)
+FIELD_FAILURE_COLUMNS = ["index", "text", "field", "error", "raw_answer"]
 SEMANTIC_HIT_COLUMNS = ["index", "text", "cached_text", "similarity", "answer"]
 _NOT_IN_DICT = ("failures", "latencies", "answered_at", "limited_at", "semantic_hits",
                 "semantic_hit_count")
@@ -42,7 +44,9 @@ def _pct(values: list[float], q: float) -> float | None:
 @dataclass(frozen=True)
 class Report:
     """What a run did. `to_dict()` is JSON-serialisable; `failures` is a DataFrame
-    with one row per row that got no answer (index, text preview, error, raw answer)."""
+    with one row per row that got no answer (index, text preview, error, raw answer);
+    for `extract` it has a `field` column too, and one row per wrong field (the field
+    is NA in the result, the other fields kept), `field` NA for a row without an answer."""
 
     rows: int
     missing: int
@@ -72,7 +76,11 @@ class Report:
     failures: pd.DataFrame = field(repr=False, compare=False)
     model: str = ""
     answered: int = 0  # rows with an answer (missing cells not counted)
+    fields_failed: int = 0  # extract: wrong fields (lines of `failures` that name a field)
     cost_usd: float | None = None  # where the model's price is known (`pricing.py`)
+    batch: bool = False  # sent through a Batch API (cost at the batch price)
+    batches: int = 0  # batches this run submitted
+    batches_resumed: int = 0  # batches of an earlier run this run waited for and collected
     # Semantic cache: the count (`semantic_hits` in to_dict), the one-off embedder load, and
     # the audit table, one row per row answered from a near-identical text.
     semantic_hit_count: int = 0
@@ -96,11 +104,13 @@ class Report:
             failures = pd.DataFrame(columns=FAILURE_COLUMNS)
         if semantic_hits is None:
             semantic_hits = pd.DataFrame(columns=SEMANTIC_HIT_COLUMNS)
+        fields_failed = int(failures["field"].notna().sum()) if "field" in failures else 0
+        failed = len(failures) - fields_failed
         return cls(
             rows=m.rows, missing=m.missing, distinct=m.distinct, chunks=m.pieces,
             cache_hits=m.cache_hits, requests=m.requests, retries=m.retries,
-            rate_limited=m.rate_limited, failed=len(failures),
-            answered=m.rows - m.missing - len(failures),
+            rate_limited=m.rate_limited, failed=failed, fields_failed=fields_failed,
+            answered=m.rows - m.missing - failed,
             elapsed_s=round(elapsed, 4),
             rows_per_s=round(m.rows_done / elapsed, 2) if elapsed > 0 else 0.0,
             p50_s=_pct(m.latencies, 50), p95_s=_pct(m.latencies, 95),
@@ -113,7 +123,8 @@ class Report:
             reasked=m.reasked, answer_format=m.answer_format if m.answers else "",
             window=m.window,
             status=m.status, message=m.message,
-            failures=failures, model=m.model, cost_usd=m.cost_usd,
+            failures=failures, model=m.model, cost_usd=m.cost_usd, batch=m.batch,
+            batches=m.batches_submitted, batches_resumed=m.batches_resumed,
             semantic_hit_count=m.semantic_hits, embedder_load_s=m.embedder_load_s,
             semantic_hits=semantic_hits,
             servers={name: stats.summary(sum(s.answers for s in m.servers.values()))

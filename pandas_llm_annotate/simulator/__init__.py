@@ -12,8 +12,10 @@ injected faults and deterministic answers, for tests and benchmarks::
 Modules: ``config`` (settings), ``answers`` (deterministic answers),
 ``buckets`` and ``limits`` (rate limits and their headers), ``faults`` (the seeded
 fault and latency rolls), ``replies`` (JSON and SSE answers, faults struck in them),
-``wire`` (request validation, error bodies), ``stats``, ``server`` (the checks'
-order, the aiohttp app), ``runner`` (``serve``) and ``__main__`` (CLI).
+``wire`` (request validation, error bodies), ``batches`` (the Files and Batches
+endpoints: upload, the batch life cycle, output and error files), ``stats``,
+``server`` (the checks' order, the aiohttp app), ``runner`` (``serve``) and
+``__main__`` (CLI).
 """
 
 from .answers import answer_messages, answer_text, estimate_tokens

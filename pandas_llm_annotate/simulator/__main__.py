@@ -38,11 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0,
                    help="answer N at a time, queue the rest (like llama.cpp), 0 = all at once")
     p.add_argument("--faults", type=float, default=0.0, help="fault probability")
+    p.add_argument("--bad-fields", type=float, default=0.0,
+                   help="share of extract fields answered wrong (missing or wrong type)")
     p.add_argument("--fault-kinds", default=",".join(FAULT_KINDS), help="comma-separated subset")
     p.add_argument("--hang", type=float, default=30.0, help="hang fault seconds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-rate-headers", action="store_true")
     p.add_argument("--models", default=None, help="comma-separated allowed models")
+    p.add_argument("--batch-delay", type=float, default=1.0,
+                   help="seconds a batch takes from creation to completed")
+    p.add_argument("--batch-window", type=float, default=86400.0,
+                   help="seconds before an unfinished batch expires")
+    p.add_argument("--batch-faults", type=float, default=0.0,
+                   help="probability that a request of a batch fails")
     p.add_argument("--allow-remote", action="store_true", help="allow non-loopback")
     return p
 
@@ -63,12 +71,16 @@ def config_from_args(ns: argparse.Namespace) -> SimulatorConfig:
         capacity=ns.capacity,
         workers=ns.workers,
         faults=ns.faults,
+        bad_fields=ns.bad_fields,
         fault_kinds=[k for k in ns.fault_kinds.split(",") if k],
         hang=ns.hang,
         seed=ns.seed,
         rate_headers=not ns.no_rate_headers,
         api_key=os.environ.get(API_KEY_ENV) or None,
         models=models,
+        batch_delay=ns.batch_delay,
+        batch_window=ns.batch_window,
+        batch_faults=ns.batch_faults,
     )
 
 

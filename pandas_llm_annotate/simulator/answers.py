@@ -3,19 +3,21 @@
 Same request, same answer, whatever the timing: the answer depends only on
 the text of the last user message, the labels offered (a ``Labels:`` block
 in a system/user message, or the first ``enum`` of a JSON schema in
-``response_format``) and the schema shape.
+``response_format``) and the schema shape. Requests for several fields (an
+object schema, or a ``Fields:`` block in the prompt) are answered field by
+field in ``extract.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from functools import lru_cache
 from typing import Any
 
-from ..text import CJK_LETTER
+from ..protocol.prompts import DEFINED_LABELS, MULTI_LABEL
 from ..text import estimate_tokens as _estimate
+from .extract import SimField, answer_fields, fields_of_schema, parse_fields
+from .words import answer_text
 
 __all__ = [
     "answer_messages",
@@ -24,12 +26,6 @@ __all__ = [
     "message_text",
     "parse_labels",
 ]
-
-_CJK = CJK_LETTER
-_LATIN_WORD = re.compile("[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f]+")
-_WORD = re.compile(r"[^\W_]+")
-_LABEL_SPLIT = re.compile(r"[\s_\-]+")
-_MIN_WORD = 3
 
 
 def estimate_tokens(text: str) -> int:
@@ -47,72 +43,46 @@ def message_text(content: Any) -> str:
     return ""
 
 
-@lru_cache(maxsize=512)
 def parse_labels(content: str) -> tuple[tuple[str, ...], str]:
-    """Find a ``Labels:`` block; return (labels, content without the block)."""
-    if "abels:" not in content:  # cheap pre-check for the common case
-        return (), content
+    """Find a ``Labels:`` block (or ``Labels (label: meaning):`` with ``- label: meaning``
+    lines); return (labels, content without the block)."""
+    labels, _, rest = _label_block(content)
+    return labels, rest
+
+
+def label_meanings(content: str) -> dict[str, str]:
+    """The meanings given in a ``Labels (label: meaning):`` block, by label."""
+    labels, meanings, _ = _label_block(content)
+    return {label: m for label, m in zip(labels, meanings, strict=True) if m}
+
+
+@lru_cache(maxsize=512)
+def _label_block(content: str) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    if "abels" not in content:  # cheap pre-check for the common case
+        return (), (), content
     lines = content.splitlines()
     for start, line in enumerate(lines):
-        if line.strip().lower() != "labels:":
+        header = line.strip().lower()
+        if header not in ("labels:", DEFINED_LABELS.lower()):
             continue
         labels: list[str] = []
+        meanings: list[str] = []
         end = start + 1
         while end < len(lines):
             item = lines[end].strip()
             if not item.startswith("- "):
                 break
-            label = item[2:].strip()
-            if label:
-                labels.append(label)
+            label, meaning = item[2:].strip(), ""
+            if header != "labels:":
+                label, _, meaning = label.partition(": ")
+            if label.strip():
+                labels.append(label.strip())
+                meanings.append(meaning.strip())
             end += 1
         if labels:
             rest = "\n".join(lines[:start] + lines[end:])
-            return tuple(labels), rest
-    return (), content
-
-
-def _stable_index(text: str, n: int) -> int:
-    """Index in ``range(n)`` from a hash that is stable across processes."""
-    digest = hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % n
-
-
-@lru_cache(maxsize=4096)
-def _label_words(label: str) -> frozenset[str]:
-    return frozenset(w for w in _LABEL_SPLIT.split(label.lower()) if len(w) >= _MIN_WORD)
-
-
-def answer_text(text: str, labels: tuple[str, ...] = (), key: str | None = None) -> str:
-    """Answer for one text: the best label, or a short phrase from the text.
-
-    ``key`` (default ``text``) seeds the tie-break hash; callers pass the
-    raw text when ``text`` had a label block stripped from it.
-    """
-    if labels:
-        words = {w for w in _WORD.findall(text.lower()) if len(w) >= _MIN_WORD}
-        scores = [len(words & _label_words(label)) for label in labels]
-        best = max(scores)
-        tied = [label for label, s in zip(labels, scores, strict=True) if s == best]
-        if len(tied) == 1:
-            return tied[0]
-        return tied[_stable_index(text if key is None else key, len(tied))]
-    return _phrase(text)
-
-
-def _phrase(text: str) -> str:
-    """Up to two longest Latin words (in text order), else 2-4 CJK chars."""
-    seen: dict[str, int] = {}  # word -> first position
-    for pos, word in enumerate(_LATIN_WORD.findall(text)):
-        seen.setdefault(word.lower(), pos)
-    if seen:
-        # Longest first, earlier first on ties; then restore text order.
-        top = sorted(seen, key=lambda w: (-len(w), seen[w]))[:2]
-        return " ".join(sorted(top, key=seen.__getitem__))
-    cjk = _CJK.findall(text)
-    if cjk:
-        return "".join(cjk[:4])
-    return "misc"
+            return tuple(labels), tuple(meanings), rest
+    return (), (), content
 
 
 # --- response_format handling ------------------------------------------------
@@ -151,11 +121,13 @@ def _first_enum(node: Any) -> tuple[str, ...]:
     return ()
 
 
-def _wrap_key(schema: dict[str, Any] | None, packed: bool) -> str | None:
+def _wrap_key(schema: dict[str, Any] | None, packed: bool,
+              ids: list[str] | None = None) -> str | None:
     """Property name to wrap the answer in, from an object schema.
 
     Unpacked: the property holding the enum, else the first one.  Packed:
-    only a single object-typed property (e.g. ``{"results": {...}}``).
+    only a single object-typed property that is not an item id (e.g.
+    ``{"results": {...}}``).
     """
     if schema is None:
         return None
@@ -167,7 +139,7 @@ def _wrap_key(schema: dict[str, Any] | None, packed: bool) -> str | None:
             return None
         ((name, sub),) = props.items()
         is_obj = isinstance(sub, dict) and sub.get("type") == "object"
-        return str(name) if is_obj else None
+        return str(name) if is_obj and name not in (ids or ()) else None
     for name, sub in props.items():
         if _first_enum(sub):
             return str(name)
@@ -198,16 +170,36 @@ def _packed_items(text: str) -> list[tuple[str, str]] | None:
     return items
 
 
+def _row_schema(schema: dict[str, Any] | None, ids: list[str] | None) -> Any:
+    """The schema of one row's answer: the schema itself, or a pack's first item's."""
+    if schema is None or ids is None:
+        return schema
+    props = schema.get("properties")
+    if not isinstance(props, dict) or not props:
+        return None
+    if len(props) == 1 and next(iter(props)) not in ids:  # {"results": {...}}
+        inner = next(iter(props.values()))
+        props = inner.get("properties") if isinstance(inner, dict) else None
+        if not isinstance(props, dict) or not props:
+            return None
+    return next(iter(props.values()))
+
+
 def answer_messages(
-    messages: list[dict[str, Any]], response_format: Any = None
+    messages: list[dict[str, Any]], response_format: Any = None, *, bad_fields: float = 0.0,
+    seed: int = 0,
 ) -> tuple[str, list[str]]:
     """Answer a chat request; return (message content, texts answered).
 
     ``texts`` is what the stats count: the last user message, or each item
-    of a packed request.
+    of a packed request. A request for fields (``simulator/extract.py``) gets one JSON
+    object per text, ``bad_fields`` of its fields wrong (seeded by ``seed``).
     """
     last_user = ""
     labels: tuple[str, ...] = ()
+    fields: list[SimField] = []
+    multi = False
+    meanings: dict[str, str] = {}
     for msg in messages:
         role = msg.get("role")
         if role not in ("system", "user", "developer"):
@@ -217,6 +209,10 @@ def answer_messages(
             last_user = content
         if not labels:
             labels = parse_labels(content)[0]
+            meanings = label_meanings(content)
+        if not fields:
+            fields = parse_fields(content)
+        multi = multi or MULTI_LABEL in content
 
     schema = _schema(response_format)
     enum = _first_enum(schema)
@@ -228,15 +224,32 @@ def answer_messages(
     )
 
     items = _packed_items(last_user)
+    ids = None if items is None else [item_id for item_id, _ in items]
+    fields = fields_of_schema(_row_schema(schema, ids)) or fields
+    bare = multi and bool(labels) and not fields  # multi-label: a list, not an object
+    if bare:
+        fields = [SimField("labels", "list", labels)]
+
+    def one(text: str) -> Any:
+        if fields:
+            answer = answer_fields(text, fields, bad=bad_fields, seed=seed)
+            return answer.get("labels") if bare and ids is not None else answer
+        return answer_text(text, labels, meanings=meanings)
+
     if items is not None:
-        mapping = {item_id: answer_text(t, labels) for item_id, t in items}
-        key = _wrap_key(schema, packed=True)
+        mapping = {item_id: one(t) for item_id, t in items}
+        key = _wrap_key(schema, packed=True, ids=ids)
         payload: Any = {key: mapping} if key else mapping
         return json.dumps(payload, ensure_ascii=False), [t for _, t in items]
+    if fields:
+        answer = one(last_user)
+        if bare and not json_mode:  # instructions alone: the bare JSON list
+            answer = answer.get("labels")
+        return json.dumps(answer, ensure_ascii=False), [last_user]
 
     # Score without the label block itself, else every label would match.
     stripped = parse_labels(last_user)[1] if labels else last_user
-    answer = answer_text(stripped, labels, key=last_user)
+    answer = answer_text(stripped, labels, key=last_user, meanings=meanings)
     if not json_mode:
         return answer, [last_user]
     # json_object without a schema -> {"label": ...}; a schema without

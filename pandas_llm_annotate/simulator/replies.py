@@ -45,7 +45,9 @@ class Replies:
         self, body: dict[str, Any], prompt: int, obj: str
     ) -> tuple[dict[str, Any], str, list[str]]:
         """Common completion fields, the content and the texts answered."""
-        content, texts = answer_messages(body["messages"], body.get("response_format"))
+        content, texts = answer_messages(body["messages"], body.get("response_format"),
+                                         bad_fields=self.config.bad_fields,
+                                         seed=self.config.seed)
         completion = estimate_tokens(content)
         base = {
             "id": f"chatcmpl-sim{next(self._ids):08x}",
@@ -78,6 +80,18 @@ class Replies:
             return server_error(headers)
         if fault == "reset":
             return reset(request)
+        payload, texts = self.completion(body, prompt)
+        data = json.dumps(payload).encode()
+        if fault == "malformed":
+            data = data[: len(data) // 2]  # truncated, invalid JSON
+        elif _client_gone(request):
+            self.stats.abandoned += 1
+        else:
+            self.stats.answered(texts, prompt, payload["usage"]["completion_tokens"])
+        return web.Response(body=data, content_type=JSON, headers=headers)
+
+    def completion(self, body: dict[str, Any], prompt: int) -> tuple[dict[str, Any], list[str]]:
+        """A ``chat.completion`` object answering ``body``, and the texts it answers."""
         base, content, texts = self._answer(body, prompt, "chat.completion")
         usage = base.pop("usage")
         payload = {
@@ -92,14 +106,7 @@ class Replies:
             ],
             "usage": usage,
         }
-        data = json.dumps(payload).encode()
-        if fault == "malformed":
-            data = data[: len(data) // 2]  # truncated, invalid JSON
-        elif _client_gone(request):
-            self.stats.abandoned += 1
-        else:
-            self.stats.answered(texts, prompt, usage["completion_tokens"])
-        return web.Response(body=data, content_type=JSON, headers=headers)
+        return payload, texts
 
     async def stream(
         self,

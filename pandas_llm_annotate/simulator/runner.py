@@ -165,9 +165,13 @@ def config_to_argv(config: SimulatorConfig) -> list[str]:
         "--capacity", str(config.capacity),
         "--workers", str(config.workers),
         "--faults", repr(config.faults),
+        "--bad-fields", repr(config.bad_fields),
         "--fault-kinds", ",".join(config.fault_kinds),
         "--hang", repr(config.hang),
         "--seed", str(config.seed),
+        "--batch-delay", repr(config.batch_delay),
+        "--batch-window", repr(config.batch_window),
+        "--batch-faults", repr(config.batch_faults),
     ]  # fmt: skip
     if not config.rate_headers:
         argv.append("--no-rate-headers")

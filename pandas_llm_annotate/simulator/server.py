@@ -3,7 +3,8 @@
 Order of checks for ``POST /v1/chat/completions``: auth (401), body (400),
 model (404), capacity (503), rate limits (429, checked on arrival, ``limits.py``),
 then a seeded fault roll and a seeded log-normal latency (``faults.py``) before the
-answer (``replies.py``).
+answer (``replies.py``). The requests of a batch (``batches.py``) pass the same body
+and model checks, but no limits, faults or latency: the batch has its own timing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from .answers import estimate_tokens, message_text
+from .batches import Batches
 from .config import SimulatorConfig
 from .faults import Dice
 from .limits import RateLimits
@@ -39,9 +41,34 @@ class Simulator:
         self._auth = f"Bearer {config.api_key}" if config.api_key else None
         self._models = frozenset(config.models) if config.models is not None else None
         self._workers = asyncio.Semaphore(config.workers) if config.workers else None
+        self.batches = Batches(config, self.stats, self.batch_answer, self._refused)
 
     def _authorized(self, request: web.Request) -> bool:
         return self._auth is None or request.headers.get("Authorization") == self._auth
+
+    def _refused(self, request: web.Request) -> web.Response | None:
+        return None if self._authorized(request) else self._unauthorized()
+
+    def _model_unknown(self, model: str) -> web.Response | None:
+        if self._models is None or model in self._models:
+            return None
+        self.stats.not_found += 1
+        return error(404, f"The model `{model}` does not exist", "invalid_request_error",
+                     "model_not_found")
+
+    def batch_answer(self, body: Any) -> tuple[int, dict[str, Any], list[str], int, int]:
+        """One request of a batch: (status, body, texts answered, prompt, completion)."""
+        problem = validate(body)
+        if problem is None and (unknown := self._model_unknown(body["model"])) is not None:
+            return 404, json.loads(unknown.body), [], 0, 0  # type: ignore[arg-type]
+        if problem is not None:
+            message, param = problem
+            return 400, {"error": {"message": message, "type": "invalid_request_error",
+                                   "param": param, "code": None}}, [], 0, 0
+        prompt = estimate_tokens(
+            "\n".join(message_text(m.get("content")) for m in body["messages"]))
+        payload, texts = self.replies.completion(body, prompt)
+        return 200, payload, texts, prompt, payload["usage"]["completion_tokens"]
 
     def _unauthorized(self) -> web.Response:
         self.stats.unauthorized += 1
@@ -63,14 +90,8 @@ class Simulator:
             st.bad_request += 1
             return bad_request(*problem)
         model: str = body["model"]
-        if self._models is not None and model not in self._models:
-            st.not_found += 1
-            return error(
-                404,
-                f"The model `{model}` does not exist",
-                "invalid_request_error",
-                "model_not_found",
-            )
+        if (unknown := self._model_unknown(model)) is not None:
+            return unknown
         capacity = self.config.capacity
         if capacity and st.in_flight >= capacity:
             st.overloaded += 1
@@ -133,10 +154,23 @@ SIMULATOR = web.AppKey("simulator", Simulator)
 def create_app(config: SimulatorConfig | None = None) -> web.Application:
     """Build the aiohttp application for ``config`` (defaults if None)."""
     sim = Simulator(config or SimulatorConfig())
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(client_max_size=210 * 1024 * 1024)  # a 200 MB batch file fits
     app[SIMULATOR] = sim
     app.router.add_post("/v1/chat/completions", sim.completions)
     app.router.add_get("/v1/models", sim.models)
+    batches = sim.batches
+    app.router.add_post("/v1/files", batches.upload)
+    app.router.add_get("/v1/files/{file_id}", batches.file)
+    app.router.add_get("/v1/files/{file_id}/content", batches.content)
+    app.router.add_post("/v1/batches", batches.create)
+    app.router.add_get("/v1/batches", batches.list_batches)
+    app.router.add_get("/v1/batches/{batch_id}", batches.retrieve)
+    app.router.add_post("/v1/batches/{batch_id}/cancel", batches.cancel)
+
+    async def stop_batches(app: web.Application) -> None:
+        await sim.batches.close()
+
+    app.on_cleanup.append(stop_batches)
     app.router.add_get("/stats", sim.get_stats)
     app.router.add_post("/stats/reset", sim.reset_stats)
     return app

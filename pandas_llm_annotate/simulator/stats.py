@@ -15,8 +15,12 @@ class Stats:
     __slots__ = (
         "abandoned",
         "bad_request",
+        "batch_failed",
+        "batch_requests",
+        "batches",
         "completion_tokens",
         "faults",
+        "files",
         "in_flight",
         "max_in_flight",
         "not_found",
@@ -49,14 +53,22 @@ class Stats:
         self.faults = dict.fromkeys(FAULT_KINDS, 0)
         self.prompt_tokens = 0
         self.completion_tokens = 0
-        self.texts: dict[str, int] = {}
+        self.texts: dict[str, int] = {}  # each text answered, online or in a batch
+        self.files = 0  # files uploaded (POST /v1/files)
+        self.batches = 0  # batches created (POST /v1/batches)
+        self.batch_requests = 0  # requests of batches answered (200)
+        self.batch_failed = 0  # requests of batches that failed (an error-file line)
         in_flight = getattr(self, "in_flight", 0)
         self.in_flight = in_flight
         self.max_in_flight = in_flight
 
-    def answered(self, texts: list[str], prompt: int, completion: int) -> None:
-        """Record a delivered 200 answer."""
-        self.ok += 1
+    def answered(self, texts: list[str], prompt: int, completion: int, *,
+                 batch: bool = False) -> None:
+        """Record a delivered 200 answer (online, or a request of a batch)."""
+        if batch:
+            self.batch_requests += 1
+        else:
+            self.ok += 1
         self.prompt_tokens += prompt
         self.completion_tokens += completion
         counts = self.texts

@@ -1,0 +1,291 @@
+"""Batch dispatch: the online scheduler's jobs and answers, through a provider's Batch API.
+
+Same inputs as `Scheduler`: jobs (tuples of piece keys), `prepare(job)` for the body,
+`on_answer(job, completion)` (which returns jobs to ask again) and `on_failure`. The
+bodies become lines of JSONL input files (at most `MAX_REQUESTS` lines and
+`MAX_FILE_BYTES` each), one batch per file; each line's `custom_id` is a hash of its
+piece keys, and the mapping is kept by the store (the cache file), with the batch id,
+before and after the batch is created: a run that is killed, interrupted or crashes
+loses nothing, and the next run over the same texts waits for those batches instead of
+submitting them again. Status checks back off from `poll_s` to `POLL_MAX_S`.
+
+When batches end, their output and error files go line by line to `on_answer`, like
+online answers. A job with no answer (a failed request, a batch that failed, expired
+or was cancelled, a row of a packed answer that was missing or invalid) is asked again
+in a new round of batches, or handed to `fallback` (the online scheduler) when given;
+after `max_rounds` rounds it fails with the last reason. A batch a server no longer
+knows (404) is asked again too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from ..errors import (
+    APIError,
+    BatchRequestError,
+    MalformedResponse,
+    NotFoundError,
+    RequestError,
+)
+from ..errors import error_for_status as http_error
+from ..protocol import batch_api
+from ..protocol.batch_api import BatchAPI, BatchInfo, OutputLine, input_line
+from ..protocol.transport import Completion, parse_completion
+from ..ratelimit.headers import retry_after
+from ..report.metrics import BatchProgress, Metrics
+from .batch_store import BatchRecord, BatchStore, Job
+from .retry import backoff, is_fatal
+from .scheduler import FatalError, Request
+
+T = TypeVar("T")
+POLL_MAX_S = 60.0  # status checks back off to one a minute
+POLL_GROWTH = 1.5
+STUCK_S = 25 * 3600.0  # a batch not done an hour past its 24 h window is cancelled
+
+
+def custom_id(job: Job) -> str:
+    return "pla-" + hashlib.sha256("\0".join(job).encode()).hexdigest()[:32]
+
+
+@dataclass
+class BatchDispatcher:
+    """Ask every job through batches; see the module doc. `needed(key)`: the key still
+    wants an answer (the sink has none, and it did not fail for good)."""
+
+    api: BatchAPI
+    store: BatchStore
+    prepare: Callable[[Job], Request[Job]]
+    on_answer: Callable[[Job, Completion], Sequence[Job]]
+    on_failure: Callable[[Job, RequestError], None]
+    needed: Callable[[str], bool]
+    metrics: Metrics
+    max_rounds: int
+    poll_s: float = 1.0
+    fallback: Callable[[list[Job]], Awaitable[None]] | None = None
+    reformat: Callable[[Request[Job], RequestError], bool] = lambda request, error: False
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    rng: random.Random = field(default_factory=random.Random)
+
+    async def run(self, jobs: Iterable[Job]) -> None:
+        todo = list(jobs)
+        self._reached = False  # a Batch API call succeeded: the server is there
+        self._wanted = {k for job in todo for k in job}
+        self._pending: set[str] = set()
+        stored = await asyncio.to_thread(self.store.pending)
+        waiting = [r for r in stored if r.keys & self._wanted]
+        self.metrics.batches_resumed = len(waiting)
+        for record in waiting:
+            self._pending |= record.keys
+        again = [(job, "") for job in todo]
+        rounds = 0
+        while True:
+            fresh = self._still_needed(again)
+            if rounds and fresh and self.fallback is not None:
+                await self.fallback([job for job, _ in fresh])
+                return
+            if rounds > self.max_rounds:
+                for job, why in fresh:
+                    self.on_failure(job, BatchRequestError(
+                        f"no answer after {rounds} batches: {why}"))
+                return
+            try:
+                waiting += await self._submit([job for job, _ in fresh])
+            except FatalError as fatal:
+                if self.fallback is None or self._pending:
+                    raise
+                self.metrics.note(f"the Batch API failed ({fatal.error}): rows asked online")
+                await self.fallback([job for job, _ in self._still_needed(fresh)])
+                return
+            if not waiting:
+                return
+            again = await self._wait(waiting)
+            waiting, rounds = [], rounds + 1
+
+    def _still_needed(self, jobs: Iterable[tuple[Job, str]]) -> list[tuple[Job, str]]:
+        """Jobs cut to the keys this run asks for, not answered, not in a batch, once."""
+        out: list[tuple[Job, str]] = []
+        seen: set[str] = set()
+        for job, why in jobs:
+            keys = tuple(k for k in job if k in self._wanted and k not in self._pending
+                         and k not in seen and self.needed(k))
+            seen.update(keys)
+            if keys:
+                out.append((keys, why))
+        return out
+
+    # --- submitting ------------------------------------------------------------------
+
+    async def _submit(self, jobs: list[Job]) -> list[BatchRecord]:
+        """One batch per file of at most `MAX_REQUESTS` lines and `MAX_FILE_BYTES`."""
+        records: list[BatchRecord] = []
+        lines: dict[str, Job] = {}
+        data: list[bytes] = []
+        size, form = 0, "plain"
+        for job in jobs:
+            request = self.prepare(job)
+            line = input_line(custom_id(job), request.body)
+            if lines and (len(lines) >= batch_api.MAX_REQUESTS
+                          or size + len(line) > batch_api.MAX_FILE_BYTES):
+                records.append(await self._send(lines, data, form))
+                lines, data, size = {}, [], 0
+            lines[custom_id(job)] = job
+            data.append(line)
+            size += len(line)
+            form = request.form
+        if lines:
+            records.append(await self._send(lines, data, form))
+        return records
+
+    async def _send(self, lines: dict[str, Job], data: list[bytes], form: str) -> BatchRecord:
+        name = f"pla-{int(time.time())}-{len(lines)}.jsonl"
+        file_id = await self._call(self.api.upload, b"".join(data), name)
+        record = await asyncio.to_thread(self.store.add, file_id, form, lines)
+        self._pending |= record.keys  # from here on a rerun finds it
+        info = await self._call(self.api.create, file_id, self.metadata)
+        await asyncio.to_thread(self.store.created, record.id, info.id, info.status)
+        self.metrics.requests += len(lines)
+        self.metrics.batches_submitted += 1
+        self._show(info)
+        return replace(record, batch_id=info.id, status=info.status)
+
+    async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """A Batch API call, retried like a request; a fatal error stops the run."""
+        attempt = 0
+        while True:
+            try:
+                found = await fn(*args)
+            except RequestError as exc:
+                fatal = is_fatal(exc, any_success=self._reached) or not exc.retryable
+                if fatal or attempt >= self.max_rounds:
+                    raise FatalError(exc) from exc
+                attempt += 1
+                await asyncio.sleep(self._backoff(exc, attempt))
+            else:
+                self._reached = True
+                return found
+
+    def _backoff(self, exc: RequestError, attempt: int) -> float:
+        asked = retry_after(exc.headers, time.time()) if isinstance(exc, APIError) else None
+        return asked if asked is not None else backoff(attempt, rng=self.rng)
+
+    # --- waiting and collecting --------------------------------------------------------
+
+    async def _wait(self, records: list[BatchRecord]) -> list[tuple[Job, str]]:
+        """Poll until every batch ended; collect each as it does. What to ask again."""
+        open_ = {r.id: r for r in records}
+        again: list[tuple[Job, str]] = []
+        delay = self.poll_s
+        while True:
+            for record in list(open_.values()):
+                info = await self._refresh(record)
+                if info is not None and record.batch_id != info.id:  # created or found now
+                    record = open_[record.id] = replace(record, batch_id=info.id)
+                if info is None:
+                    why = f"batch {record.batch_id} is gone from the server"
+                    again += [(job, why) for job in record.jobs.values()]
+                elif info.done:
+                    again += await self._collect(record, info)
+                else:
+                    continue
+                await asyncio.to_thread(self.store.collected, record.id)
+                self._pending -= record.keys
+                del open_[record.id]
+            if not open_:
+                return again
+            await asyncio.sleep(delay)
+            delay = min(max(POLL_MAX_S, self.poll_s), delay * POLL_GROWTH)
+
+    async def _refresh(self, record: BatchRecord) -> BatchInfo | None:
+        """The batch's status now (created first when a run died before creating it);
+        None when the server does not know it."""
+        if record.batch_id is None:
+            info = await self._call(self.api.find, record.input_file_id)
+            if info is None:
+                info = await self._call(self.api.create, record.input_file_id, self.metadata)
+                self.metrics.batches_submitted += 1
+                self.metrics.requests += len(record.jobs)
+            await asyncio.to_thread(self.store.created, record.id, info.id, info.status)
+            return info
+        try:
+            info = await self._call(self.api.retrieve, record.batch_id)
+        except FatalError as fatal:
+            if isinstance(fatal.error, NotFoundError):
+                return None
+            raise
+        if not info.done and time.time() - record.created > STUCK_S:
+            await self._call(self.api.cancel, info.id)
+            info = replace(info, status="expired")
+        await asyncio.to_thread(self.store.update, record.id, info.status, info.completed,
+                                info.failed)
+        self._show(info)
+        return info
+
+    def _show(self, info: BatchInfo) -> None:
+        self.metrics.batches[info.id] = BatchProgress(info.id, info.status, info.total,
+                                                      info.completed, info.failed)
+
+    async def _collect(self, record: BatchRecord, info: BatchInfo) -> list[tuple[Job, str]]:
+        """Hand the batch's answers on; the jobs left without one, with the reason."""
+        seen: set[str] = set()
+        again: list[tuple[Job, str]] = []
+        for file_id in (info.output_file_id, info.error_file_id):
+            if file_id is None:
+                continue
+            async for line in self._lines(file_id, len(record.jobs)):
+                job = record.jobs.get(line.custom_id)
+                if job is None or line.custom_id in seen:
+                    continue
+                seen.add(line.custom_id)
+                again += self._settle(job, line, record.form)
+        why = f"batch {info.id} {info.status}" + (f": {info.errors[0]}" if info.errors else "")
+        again += [(job, why) for cid, job in record.jobs.items() if cid not in seen]
+        return again
+
+    async def _lines(self, file_id: str, lines: int) -> AsyncIterator[OutputLine]:
+        """A result file's lines; a download that breaks is read again (lines already
+        handed on are skipped by the caller)."""
+        attempt = 0
+        while True:
+            try:
+                async for line in self.api.lines(file_id, lines):
+                    yield line
+                return
+            except RequestError as exc:
+                if not exc.retryable or attempt >= self.max_rounds:
+                    raise FatalError(exc) from exc
+                attempt += 1
+                await asyncio.sleep(self._backoff(exc, attempt))
+
+    def _settle(self, job: Job, line: OutputLine, form: str) -> list[tuple[Job, str]]:
+        if not any(self.needed(k) for k in job):
+            return []  # answered already (an earlier run collected part of this batch)
+        error: RequestError
+        if line.status is None:
+            error = BatchRequestError(f"{line.code or 'no answer'}: {line.message}",
+                                      code=line.code)
+        elif line.status != 200:
+            error = http_error(line.status, json.dumps(line.body), {}, batch_api.ENDPOINT)
+            if self.reformat(Request(job, {}, 0, 0, form), error):
+                return [(job, str(error))]  # asked again in a format the server takes
+        else:
+            try:
+                completion = parse_completion(line.body, 0.0, {})
+            except MalformedResponse as exc:
+                error = exc
+            else:
+                self.metrics.batch_answered(completion.prompt_tokens,
+                                            completion.completion_tokens)
+                return [(again, "asked again alone after a packed answer missed it")
+                        for again in self.on_answer(job, completion)]
+        if not error.retryable:
+            self.on_failure(job, error)
+            return []
+        return [(job, str(error))]
