@@ -72,6 +72,32 @@ def test_lazy_with_meta_the_pandas_answers_each_text_asked_once(
     assert isinstance(report.to_dict()["p50_s"], float)
 
 
+def test_extract_and_multi_label_give_the_pandas_frames(client: Any, tmp_path: Path) -> None:
+    """Typed fields (some answered wrong by the simulator: NA, listed with their field)
+    and lists of labels: what the pandas path gives, with its dtypes, as the meta says."""
+    pdf = frame(80, 3, missing=True)
+    ddf = dd.from_pandas(pdf, npartitions=5, sort=False)
+    fields = {"product": str, "amount": float | None, "count": int,
+              "currency": ["USD", "EUR", "GBP"], "urgent": bool}
+    with serve(latency=0.01, bad_fields=0.2, seed=9) as sim:
+        opts = {"model": "sim", "base_url": sim.base_url, "progress": False}
+        lazy = ddf.llm.extract("text", fields, cache=str(tmp_path / "a"), **opts)
+        assert list(lazy.columns) == list(fields) and sim.stats()["requests"] == 0
+        got = lazy.compute()
+        want = pdf.llm.extract("text", fields, cache=str(tmp_path / "b"), **opts)
+        tags = ddf["text"].llm.annotate(labels=LABELS, multi_label=True,
+                                        cache=str(tmp_path / "a"), **opts).compute()
+        tags_pd = pdf["text"].llm.annotate(labels=LABELS, multi_label=True,
+                                           cache=str(tmp_path / "b"), **opts)
+    pd.testing.assert_frame_equal(got, want, check_index_type=False)  # dask: str index
+    assert dict(got.dtypes) == dict(lazy.dtypes)  # the meta was right
+    rep, rep_pd = got.attrs["llm_report"], want.attrs["llm_report"]
+    assert rep.fields_failed == rep_pd.fields_failed > 0
+    assert (rep.failed, rep.requests) == (rep_pd.failed, rep_pd.requests)
+    assert "field" in rep.failures.columns
+    assert tags.equals(tags_pd) and tags.dropna().map(type).eq(list).all()
+
+
 def test_the_worker_processes_share_the_cache(client: Any, tmp_path: Path) -> None:
     ddf = dd.from_pandas(frame(200, 2), npartitions=8)
     with serve(seed=4) as sim:

@@ -22,7 +22,6 @@ from typing import Any
 from ..ratelimit.limiter import Limiter
 from ..ratelimit.run_limits import RunLimits
 
-ASKING_S = 1.0  # a holder that asked for slots this recently gets a share of the window
 HOLDER_TTL_S = 3.0  # a holder silent this long is gone (a killed worker): its slots return
 
 # How a request ended, as a lease call reports it:
@@ -45,7 +44,7 @@ class Holder:
 
     out: int = 0  # slots leased and not yet reported back
     heard: float = 0.0  # its last lease call
-    asked: float = -math.inf  # its last call that asked for slots
+    waiting: bool = False  # its last call asked for more slots than it got
 
 
 class Coordinator:
@@ -75,16 +74,15 @@ class Coordinator:
         self._expire(now, holder)
         me = self.holders.setdefault(holder, Holder())
         me.heard = now
-        if want:
-            me.asked = now
         for outcome in outcomes:
             self._replay(outcome, now, epoch)
             me.out -= 1
-        # A fair share of the window each: the holders with slots out or asking lately
-        # split it, so none can hoard it.
-        active = [h for h in self.holders.values() if h.out > 0 or now - h.asked < ASKING_S]
+        # A fair share of the window each: the holders with slots out or waiting for
+        # some split it, so none can hoard it.
+        active = [h for h in self.holders.values()
+                  if h.out > 0 or h.waiting or (h is me and want)]
         share = math.ceil(self.limits.limit / max(1, len(active)))
-        want = min(want, max(0, share - me.out))
+        asked, want = want, min(want, max(0, share - me.out))
         granted, wait = 0, math.inf if want == 0 else 0.0
         while granted < want:
             wait = self.limits.acquire(cost, now)
@@ -92,6 +90,7 @@ class Coordinator:
                 break
             granted += 1
         me.out = max(0, me.out + granted)
+        me.waiting = granted < asked
         lim = self.limiter
         return {
             "granted": granted,

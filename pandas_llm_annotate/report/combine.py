@@ -19,9 +19,10 @@ _STATUSES = ("failed", "budget", "interrupted")  # the first one any part has wi
 
 
 def combine(parts: Sequence[tuple[Report, float]], *, rows: int, missing: int, failed: int,
-            elapsed: float, notes: Sequence[str] = ()) -> Report:
+            elapsed: float, fields_failed: int = 0, notes: Sequence[str] = ()) -> Report:
     """`parts`: each run's report and its start, in seconds after the first start.
-    `rows`, `missing`, `failed` (rows without an answer): of the whole computation."""
+    `rows`, `missing`, `failed` (rows without an answer), `fields_failed` (wrong fields,
+    counted per row): of the whole computation."""
     reports = [r for r, _ in parts]
     sums = {name: sum(getattr(r, name) for r in reports) for name in _SUMMED}
     latencies = [x for r in reports for x in r.latencies]
@@ -33,6 +34,7 @@ def combine(parts: Sequence[tuple[Report, float]], *, rows: int, missing: int, f
     ttfts = [r.ttft_p50_s for r in reports if r.ttft_p50_s is not None]
     return Report(
         rows=rows, missing=missing, failed=failed, answered=rows - missing - failed,
+        fields_failed=fields_failed,
         elapsed_s=round(elapsed, 4),
         rows_per_s=round((rows - failed) / elapsed, 2) if elapsed > 0 else 0.0,
         p50_s=_pct(latencies, 50), p95_s=_pct(latencies, 95), p99_s=_pct(latencies, 99),
