@@ -34,6 +34,11 @@ from .timeout_guard import TimeoutGuard
 from .window import Window
 
 PROBE_WINDOW = 32  # requests in flight before the first answer tells us the limits
+# A request estimated over this many tokens goes alone until the first response tells the
+# limits: one packed request can take a shallow token bucket's depth by itself (a 1 s
+# bucket at 100,000 TPM holds 1,667), so a probe of them draws 429s; short rows keep
+# the probe of PROBE_WINDOW.
+LARGE_REQUEST = 512
 DEFAULT_BURST_S = 1.0  # bucket depth assumed for a limit given without a reset
 MIN_PAUSE = 0.05  # the shortest pause a 429 causes, whatever it names (`retry-after: 0`)
 MAX_FLOOR = 5.0  # the floor doubles per burst of 429s with no answer between, up to this
@@ -100,10 +105,15 @@ class Limiter:
         """Requests allowed in flight now: the window, the probe, the timeout guard."""
         return self.limit_for(paced=False)
 
+    def _probing(self, paced: bool) -> bool:
+        """The first round: no response has told the limits and the caller does not pace
+        itself (its own rpm/tpm)."""
+        return not (self.learned or paced)
+
     def limit_for(self, *, paced: bool) -> int:
         """`limit`; `paced`: the caller paces itself (its own rpm/tpm), so the probe
         that guards a first burst against unknown limits does not apply."""
-        probe = not (self.learned or paced)
+        probe = self._probing(paced)
         limit = min(PROBE_WINDOW, self.window.limit) if probe else self.window.limit
         guard = self.guard.cap()
         return limit if guard is None else min(limit, guard)
@@ -119,6 +129,8 @@ class Limiter:
         with self._lock:
             wait = max(0.0, self.paused_until - now)
             limit = self.limit_for(paced=paced)
+            if self._probing(paced) and cost > LARGE_REQUEST and self.in_flight:
+                limit = 0  # a large request in the first round goes alone
             if wait == 0 and self._busy(now) >= limit:
                 # Ghosts leave with time, not with a release: when they fill the limit,
                 # wait for the first to go.
