@@ -6,6 +6,8 @@ fake clock instead of sleeping.
 
 - Token buckets for requests and tokens, learned from response headers (OpenAI
   `x-ratelimit-*`, Anthropic `anthropic-ratelimit-*`; `headers.py`, `bucket.py`).
+- Before a response has told the limits (the first round), at most PROBE_WINDOW
+  requests are in flight, and a large one (a packed request) goes alone.
 - A 429 pauses every sender until the reset the server names, at least MIN_PAUSE,
   doubling (up to MAX_FLOOR) while 429s keep coming with no answer between them; a
   pause longer than the run's `max_wait` is not taken (the run ends instead).
