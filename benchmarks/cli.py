@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from benchmarks.child import OFFLINE_ENV
 from benchmarks.results import RESULTS, Scenario, write
-from benchmarks.scenarios import core, faults, memory, overhead, queue, rpm
+from benchmarks.scenarios import core, faults, memory, overhead, queue, rpm, semantic_rpm
 
 SCENARIOS: dict[str, Callable[[bool], Scenario]] = {
     "core": core.run,
@@ -21,6 +21,7 @@ SCENARIOS: dict[str, Callable[[bool], Scenario]] = {
     "overhead": overhead.run,
     "memory": memory.run,
     "faults": faults.run,
+    "semantic-rpm": semantic_rpm.run,
 }
 
 
