@@ -56,12 +56,18 @@ def slow_sim() -> Iterator[SimulatorHandle]:
         yield handle
 
 
-def start_child(tmp_path: Path, sim: SimulatorHandle, cache: Path) -> subprocess.Popen[str]:
+def start_child(tmp_path: Path, sim: SimulatorHandle) -> tuple[subprocess.Popen[str], Path]:
+    """Once the server is idle, with its counters zeroed: the child labelling TEXTS into a
+    fresh cache, and that cache."""
+    idle(sim)
+    sim.reset_stats()
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     texts_file = tmp_path / "texts.json"
     texts_file.write_text(json.dumps(TEXTS))
-    return start([str(script), sim.base_url, str(cache), str(texts_file), str(CONCURRENCY)])
+    cache = tmp_path / "cache"
+    child = start([str(script), sim.base_url, str(cache), str(texts_file), str(CONCURRENCY)])
+    return child, cache
 
 
 def cached_rows(cache: Path) -> int:
@@ -98,10 +104,7 @@ def check_rerun(out: pd.Series, sim: SimulatorHandle, cached: int) -> dict[str, 
 
 def test_sigkill_then_resume_asks_only_for_what_is_missing(slow_sim: SimulatorHandle,
                                                            tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    idle(slow_sim)
-    slow_sim.reset_stats()
-    child = start_child(tmp_path, slow_sim, cache)
+    child, cache = start_child(tmp_path, slow_sim)
     try:
         wait_for(lambda: slow_sim.stats()["ok"] >= 60, 60, "60 answers")
         assert child.poll() is None, child.communicate()
@@ -128,10 +131,7 @@ def test_sigkill_then_resume_asks_only_for_what_is_missing(slow_sim: SimulatorHa
 
 def test_ctrl_c_keeps_the_cache_and_a_partial_report(slow_sim: SimulatorHandle,
                                                      tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    idle(slow_sim)
-    slow_sim.reset_stats()
-    child = start_child(tmp_path, slow_sim, cache)
+    child, cache = start_child(tmp_path, slow_sim)
     out, err, took = ctrl_c(child, lambda: slow_sim.stats()["ok"] >= 40)
     assert child.returncode == -signal.SIGINT, err
     assert "KeyboardInterrupt" in err
