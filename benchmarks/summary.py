@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from collections.abc import Callable
@@ -59,9 +60,12 @@ class Line:
     floor: float | None = None
     limited_lost: tuple[Any, Any] = (None, None)
     load: Any = None
+    of_rounds: float | None = None  # the median of several rounds' ratios, when merged
 
     @property
     def ratio(self) -> float | None:
+        if self.of_rounds is not None:
+            return self.of_rounds
         ours = num(self.ours)
         return ours / self.floor if ours is not None and self.floor else None
 
@@ -124,7 +128,41 @@ def scenario_lines(name: str, data: dict[str, Any]) -> list[Line]:
         if what == who:
             continue  # the floor itself
         out.append(Line(name, f"{who}: wall s vs {what}", wall, floor, **extra))
+    return merge_rounds(out)
+
+
+ROUND = re.compile(r" \(round \d+\)")
+
+
+def merge_rounds(lines: list[Line]) -> list[Line]:
+    """Lines that differ only in "(round N)" become one: the medians of the numbers and
+    of the ratios, the sums of 429s and rows lost, the highest load."""
+    groups: dict[str, list[Line]] = {}
+    for ln in lines:
+        groups.setdefault(ROUND.sub("", ln.compared), []).append(ln)
+    out = []
+    for compared, same in groups.items():
+        if len(same) == 1:
+            out.append(same[0])
+            continue
+        loads = [v for ln in same if (v := num(ln.load)) is not None]
+        out.append(Line(same[0].scenario, f"{compared} (median of {len(same)} rounds)",
+                        _median([num(ln.ours) for ln in same]),
+                        _median([ln.floor for ln in same]),
+                        (_total([ln.limited_lost[0] for ln in same]),
+                         _total([ln.limited_lost[1] for ln in same])),
+                        max(loads, default=None), _median([ln.ratio for ln in same])))
     return out
+
+
+def _median(values: list[float | None]) -> float | None:
+    found = [v for v in values if v is not None]
+    return statistics.median(found) if found else None
+
+
+def _total(values: list[Any]) -> int | None:
+    found = [v for value in values if (v := num(value)) is not None]
+    return int(sum(found)) if found else None
 
 
 def semantic_lines(name: str, data: dict[str, Any]) -> list[Line]:
@@ -240,7 +278,7 @@ def cell(value: Any, fmt: str = "") -> str:
         return "-" if value is None else str(value)
     if isinstance(value, int):
         return f"{value:,}"
-    return format(v, fmt or (",.3f" if abs(v) < 10 else ",.1f"))
+    return format(v, fmt or (",.2f" if abs(v) >= 1 else ".3g"))
 
 
 def machine_line(found: list[dict[str, Any]]) -> str:

@@ -41,6 +41,11 @@ def fake_results(folder: Path) -> None:
                                                          "seconds": 15.0}], "rows": [
         pla_row("openai+semaphore", 30.0, 25.0), pla_row("pla k=1", 16.5, 15.0),
         {"contender": "pla auto"}]})  # every field but the name missing
+    rounds = [pla_row(f"pla off (round {r})", off, off) for r, off in ((1, 10.0), (2, 20.0),
+                                                                        (3, 12.0))]
+    rounds += [pla_row(f"pla on (round {r})", on, off, rate_limited=1)
+               for r, on, off in ((1, 11.0, 10.0), (2, 30.0, 20.0), (3, 12.6, 12.0))]
+    write(folder, "semantic-rpm", {"scenario": "semantic-rpm", "rows": rounds})
     write(folder, "memory", {"scenario": "memory", "rows": [pla_row(
         "pla k=1 (1,000 rows)", 9.0, None,
         info={"client": {"rss": {"labelled": {"peak_mb": 512.5}}}})]})
@@ -65,18 +70,21 @@ def test_every_ratio_is_computed_from_the_files(tmp_path: Path) -> None:
     text = summary(tmp_path)
     rows = table_rows(text)
     core = rows["pla k=1 (fresh cache): wall s vs bare aiohttp (reference)"]
-    assert core == ["core", core[1], "3.360", "3.200", "1.05", "4 / 1", "1.2"]
-    assert rows["pla rerun (same cache): wall s vs no floor"][2:5] == ["0.200", "-", "-"]
-    assert rows["pla faults 20%: wall s vs pla faults 0%"][2:5] == ["3.000", "2.000", "1.50"]
+    assert core == ["core", core[1], "3.36", "3.20", "1.05", "4 / 1", "1.2"]
+    assert rows["pla rerun (same cache): wall s vs no floor"][2:5] == ["0.2", "-", "-"]
+    assert rows["pla faults 20%: wall s vs pla faults 0%"][2:5] == ["3.00", "2.00", "1.50"]
     assert rows["pla faults 50%"][2] == "failed: exit 1"
-    assert rows["pla k=1: wall s vs bound, deduped"][2:5] == ["16.5", "15.0", "1.10"]
+    assert rows["pla k=1: wall s vs bound, deduped"][2:5] == ["16.50", "15.00", "1.10"]
     assert rows["pla auto: wall s vs no floor"][2:6] == ["-", "-", "-", "- / -"]
-    assert rows["pla k=1 (1,000 rows): peak RSS MB (no floor)"][2] == "512.5"
+    # rounds merged: medians of the walls (12.6, 12) and of the ratios (1.1, 1.5, 1.05)
+    assert rows["pla on: wall s vs pla off (median of 3 rounds)"][2:6] == \
+        ["12.60", "12.00", "1.10", "3 / 0"]
+    assert rows["pla k=1 (1,000 rows): peak RSS MB (no floor)"][2] == "512.50"
     assert rows["semantic on (0.96): median wall s vs off"][2:6] == \
-        ["11.5", "11.0", "1.05", "3 / -"]
+        ["11.50", "11.00", "1.05", "3 / -"]
     assert rows["two servers (A, B): rows/s vs one server (A) (higher is better)"][4] == "1.75"
     assert rows["pla dask: wall s vs bound (distinct / rate)"][2:6] == \
-        ["21.0", "20.0", "1.05", "3 / 0"]
+        ["21.00", "20.00", "1.05", "3 / 0"]
     assert rows["batch k=1: billed $ vs the estimate"][4] == "1.25"
     assert rows["SIGKILL mid-batch, rerun: batches submitted twice (floor 0)"][5] == "- / 1"
     # this package's rows only: neither a floor against itself nor another client
