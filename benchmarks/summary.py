@@ -10,14 +10,16 @@ that cannot be read is named under the table. The fields it relies on:
   semantic-rpm): ``rows[]``: ``contender``, ``status``, ``wall_s``, ``bound_s``,
   ``rate_limited``, ``rows_lost``, ``info.load_average_1min``,
   ``info.client.rss.labelled.peak_mb`` (memory); ``bounds[]``: ``label``, ``seconds``.
-  Only contenders named ``pla ...`` are this package. The floor is a ``bare ...`` row's
-  wall when the scenario has one, else the row's ``bound_s``, named after the row or
-  bound whose seconds it equals.
+  Rows of the other clients (named ``bare``, ``openai``, ``lotus``, ``seed``,
+  ``sequential`` ...) are floors or left out; the rest are this package. The floor is a
+  ``bare ...`` row's wall when the scenario has one, else the row's ``bound_s``, named
+  after the row or bound whose seconds it equals.
 - ``semantic.json`` (``python -m benchmarks.semantic``): ``slowdown.rows[]``:
   ``semantic``, ``wall s``, ``429s``; the first ``semantic`` value is the run without it.
 - ``batch.json``: ``runs[]``: ``run``, ``billed_usd``, ``est_usd``; ``kill``:
   ``batches_submitted_twice``, ``rows``, ``answered``.
-- ``servers.json``: ``runs``: {name: ``rows_per_s``, ``lost``}, the first one server.
+- ``servers.json``: ``runs`` (or the top level): {name: ``rows_per_s``, ``lost``}, the
+  first one server.
 - ``dask_rpm.json``: ``bound_s``, ``runs[]``: ``contender``, ``wall_s``, ``rate_limited``,
   ``lost``.
 - ``extract.json``: ``extract``: {name: ``prompt_tokens_per_row``}, a name with "auto"
@@ -46,6 +48,7 @@ from benchmarks.results import RESULTS, machine
 
 ORDER = ("core", "rpm", "rpm-noheaders", "tpm", "overhead", "queue", "memory", "faults",
          "semantic-rpm", "semantic", "batch", "servers", "dask_rpm", "extract", "real_llm")
+OTHERS = ("bare", "openai", "lotus", "seed", "sequential")  # the other clients' rows
 HEADER = ("scenario", "compared", "this package", "floor", "× floor", "429s / rows lost",
           "load")
 
@@ -107,7 +110,7 @@ def scenario_lines(name: str, data: dict[str, Any]) -> list[Line]:
     out = []
     for r in rows:
         who = str(r.get("contender", "?"))
-        if not who.startswith("pla"):
+        if who.lower().startswith(OTHERS):
             continue
         extra = {"limited_lost": (r.get("rate_limited"), r.get("rows_lost")),
                  "load": get(r, "info", "load_average_1min")}
@@ -117,7 +120,6 @@ def scenario_lines(name: str, data: dict[str, Any]) -> list[Line]:
         peak = num(get(r, "info", "client", "rss", "labelled", "peak_mb"))
         if peak is not None:
             out.append(Line(name, f"{who}: peak RSS MB (no floor)", peak, **extra))
-            continue
         wall, bound = num(r.get("wall_s")), num(r.get("bound_s"))
         if bare is not None and bound is not None:
             floor, what = num(bare.get("wall_s")), str(bare.get("contender"))
@@ -196,9 +198,9 @@ def batch_lines(name: str, data: dict[str, Any]) -> list[Line]:
 
 
 def servers_lines(name: str, data: dict[str, Any]) -> list[Line]:
-    runs = data.get("runs")
-    runs = [(str(k), v) for k, v in runs.items() if isinstance(v, dict)] \
-        if isinstance(runs, dict) else []
+    found = data.get("runs", data)  # before the machine was recorded: the runs alone
+    runs = [(str(k), v) for k, v in found.items() if isinstance(v, dict) and "rows_per_s" in v] \
+        if isinstance(found, dict) else []
     if not runs:
         return []
     first, one = runs[0]

@@ -47,15 +47,15 @@ def fake_results(folder: Path) -> None:
                for r, on, off in ((1, 11.0, 10.0), (2, 30.0, 20.0), (3, 12.6, 12.0))]
     write(folder, "semantic-rpm", {"scenario": "semantic-rpm", "rows": rounds})
     write(folder, "memory", {"scenario": "memory", "rows": [pla_row(
-        "pla k=1 (1,000 rows)", 9.0, None,
+        "end to end (1,000 rows)", 9.0, None,
         info={"client": {"rss": {"labelled": {"peak_mb": 512.5}}}})]})
     write(folder, "semantic", {"slowdown": {"rows": [
         {"semantic": "off", "wall s": 10.0, "429s": 0},
         {"semantic": "on (0.96)", "wall s": 10.5, "429s": 1},
         {"semantic": "off", "wall s": 12.0, "429s": 0},
         {"semantic": "on (0.96)", "wall s": 12.5, "429s": 2}]}})
-    write(folder, "servers", {"runs": {"one server (A)": {"rows_per_s": 2.0, "lost": 0},
-                                       "two servers (A, B)": {"rows_per_s": 3.5, "lost": 0}}})
+    write(folder, "servers", {"one server (A)": {"rows_per_s": 2.0, "lost": 0},  # as before
+                              "two servers (A, B)": {"rows_per_s": 3.5, "lost": 0}})
     write(folder, "dask_rpm", {"bound_s": 20.0, "runs": [
         {"contender": "pla dask", "wall_s": 21.0, "rate_limited": 3, "lost": 0}]})
     write(folder, "batch", {"runs": [{"run": "batch k=1", "billed_usd": 0.5,
@@ -79,7 +79,9 @@ def test_every_ratio_is_computed_from_the_files(tmp_path: Path) -> None:
     # rounds merged: medians of the walls (12.6, 12) and of the ratios (1.1, 1.5, 1.05)
     assert rows["pla on: wall s vs pla off (median of 3 rounds)"][2:6] == \
         ["12.60", "12.00", "1.10", "3 / 0"]
-    assert rows["pla k=1 (1,000 rows): peak RSS MB (no floor)"][2] == "512.50"
+    # a row of this package need not say "pla": only the other clients' names are known
+    assert rows["end to end (1,000 rows): peak RSS MB (no floor)"][2] == "512.50"
+    assert rows["end to end (1,000 rows): wall s vs no floor"][2] == "9.00"
     assert rows["semantic on (0.96): median wall s vs off"][2:6] == \
         ["11.50", "11.00", "1.05", "3 / -"]
     assert rows["two servers (A, B): rows/s vs one server (A) (higher is better)"][4] == "1.75"
