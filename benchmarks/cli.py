@@ -72,4 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"_{name}: {time.monotonic() - start:.0f} s in all; results in "
               f"{RESULTS.relative_to(RESULTS.parent.parent)}/{name}.(md|json|png)_\n",
               flush=True)
+    if len(args.names) > 1:  # every result so far, this run's and earlier ones
+        print(summary(), end="")
     return 0
