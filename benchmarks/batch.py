@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
@@ -40,6 +39,7 @@ if __package__ in (None, ""):
 import pandas as pd  # noqa: E402
 
 import pandas_llm_annotate as pla  # noqa: E402
+from benchmarks.results import publish  # noqa: E402
 from pandas_llm_annotate.report.pricing import price_of  # noqa: E402
 from pandas_llm_annotate.simulator import SimulatorHandle, serve  # noqa: E402
 
@@ -171,10 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             f"requests submitted twice; the rerun resumed {kill['rerun_batches_resumed']} "
             f"batch, sent {kill['rerun_requests']} new requests and answered "
             f"{kill['answered']:,} of {kill['rows']:,} rows.")
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "batch.md").write_text(text + "\n")
-    (RESULTS / "batch.json").write_text(json.dumps({"runs": rows, "kill": kill}, indent=2))
+    publish("batch", text, {"runs": rows, "kill": kill})
     return 0
 
 

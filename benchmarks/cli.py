@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 from benchmarks.child import OFFLINE_ENV
 from benchmarks.results import RESULTS, Scenario, write
-from benchmarks.scenarios import core, faults, memory, overhead, queue, rpm
+from benchmarks.scenarios import core, faults, memory, overhead, queue, rpm, semantic_rpm
+from benchmarks.summary import summary
 
 SCENARIOS: dict[str, Callable[[bool], Scenario]] = {
     "core": core.run,
@@ -21,6 +22,7 @@ SCENARIOS: dict[str, Callable[[bool], Scenario]] = {
     "overhead": overhead.run,
     "memory": memory.run,
     "faults": faults.run,
+    "semantic-rpm": semantic_rpm.run,
 }
 
 
@@ -28,6 +30,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__)
     parser.add_argument("--quick", action="store_true",
                         help="skip the ~5 min sequential contender, shrink the memory run")
+    parser.add_argument("--summary", action="store_true",
+                        help="run nothing: print one table of every result in "
+                             "benchmarks/results/ (see benchmarks/summary.py)")
     parser.add_argument("--only", default="",
                         help=f"comma-separated scenarios out of: {', '.join(SCENARIOS)}")
     args = parser.parse_args(argv)
@@ -41,6 +46,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.summary:
+        print(summary(), end="")
+        return 0
     os.environ.update(OFFLINE_ENV)  # this process too: nothing phones home
     mode = "quick" if args.quick else "full"
     print(f"# pandas_llm_annotate benchmarks ({mode} run: {', '.join(args.names)})\n")
@@ -64,4 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"_{name}: {time.monotonic() - start:.0f} s in all; results in "
               f"{RESULTS.relative_to(RESULTS.parent.parent)}/{name}.(md|json|png)_\n",
               flush=True)
+    if len(args.names) > 1:  # every result so far, this run's and earlier ones
+        print(summary(), end="")
     return 0

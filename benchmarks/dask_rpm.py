@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
 
@@ -36,6 +35,7 @@ import distributed  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import pandas_llm_annotate as pla  # noqa: E402, F401  (ddf.llm)
+from benchmarks.results import publish  # noqa: E402
 from pandas_llm_annotate.simulator import serve  # noqa: E402
 
 LABELS = ["card", "transfer", "refund", "account", "other"]
@@ -110,10 +110,7 @@ def main() -> int:
         f"- machine: {os.cpu_count()} cores; 1-min load average {load_before:.1f} at the "
         f"start, {os.getloadavg()[0]:.1f} at the end (other work shares the cores).",
     ]
-    text = "\n".join(lines)
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "dask_rpm.md").write_text(text + "\n")
+    publish("dask_rpm", "\n".join(lines), {"bound_s": bound, "runs": results})
     return 0
 
 

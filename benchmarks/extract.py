@@ -32,7 +32,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
@@ -40,6 +39,7 @@ if __package__ in (None, ""):
 import pandas as pd  # noqa: E402
 
 from benchmarks.intents import DEFINITIONS  # noqa: E402
+from benchmarks.results import publish  # noqa: E402
 from pandas_llm_annotate import llamacpp  # noqa: E402
 
 NEEDED = ("banking77_test.csv", "banking77_train.csv", "banking77_categories.json",
@@ -208,11 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             shown = {k: v for k, v in r.items() if k != "failure_examples"}
             print(f"{group}: {name}: {shown}", flush=True)
     res["load"] = (load_start, os.getloadavg()[0])
-    text = table(res)
-    print("\n" + text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "extract.md").write_text(text)
-    (RESULTS / "extract.json").write_text(json.dumps(res, indent=2, default=str))
+    publish("extract", table(res), res)
     return 0
 
 

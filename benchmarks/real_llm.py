@@ -39,7 +39,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
@@ -48,6 +47,7 @@ import aiohttp  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import pandas_llm_annotate as pla  # noqa: E402
+from benchmarks.results import publish  # noqa: E402
 from pandas_llm_annotate import llamacpp  # noqa: E402
 from pandas_llm_annotate.protocol.prompts import build_messages, system_prompt  # noqa: E402
 from pandas_llm_annotate.protocol.structured import label_schema, response_format  # noqa: E402
@@ -273,11 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             results["timeout"].append(r)
         results["server_statuses"] = dict(server.statuses())
     results["load"] = (load_start, os.getloadavg()[0])
-    text = table(results)
-    print("\n" + text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "real_llm.md").write_text(text)
-    (RESULTS / "real_llm.json").write_text(json.dumps(results, indent=2, default=str))
+    publish("real_llm", table(results), results)
     return 0
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -131,7 +134,7 @@ def to_json(s: Scenario) -> dict[str, Any]:
     return {
         "scenario": s.name, "title": s.title, "config": s.config, "rows": rows,
         "notes": s.notes, "bounds": [{"label": k, "seconds": v} for k, v in s.bounds],
-        "checks": [asdict(c) for c in s.checks],
+        "checks": [asdict(c) for c in s.checks], "machine": machine(),
     }
 
 
@@ -179,6 +182,43 @@ def chart(s: Scenario, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _proc_field(path: str, field: str) -> str | None:
+    """The value of ``field:`` in a /proc file such as /proc/cpuinfo (None elsewhere)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == field:
+                    return value.strip()
+    except OSError:
+        pass
+    return None
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on: cores, CPU model, RAM, Python, load average."""
+    mem_kb = (_proc_field("/proc/meminfo", "MemTotal") or "").split()[:1]
+    return {
+        "cores": os.cpu_count(),
+        "cpu": _proc_field("/proc/cpuinfo", "model name") or platform.processor() or None,
+        "ram_gb": round(int(mem_kb[0]) / 1024**2, 1) if mem_kb and mem_kb[0].isdigit() else None,
+        "python": platform.python_version(),
+        "platform": sys.platform,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def publish(name: str, text: str, data: dict[str, Any], out_dir: Path = RESULTS) -> None:
+    """Print a stand-alone benchmark's markdown and write ``<name>.md`` and ``<name>.json``
+    (``data`` plus the machine, unless it says its own)."""
+    print("\n" + text)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.md").write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    data.setdefault("machine", machine())
+    (out_dir / f"{name}.json").write_text(json.dumps(data, indent=2, default=str) + "\n",
+                                          encoding="utf-8")
 
 
 def write(s: Scenario, out_dir: Path = RESULTS) -> str:

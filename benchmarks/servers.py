@@ -27,7 +27,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
@@ -35,6 +34,7 @@ if __package__ in (None, ""):
 import pandas as pd  # noqa: E402
 
 import pandas_llm_annotate as pla  # noqa: E402
+from benchmarks.results import publish  # noqa: E402
 from pandas_llm_annotate import llamacpp  # noqa: E402
 
 
@@ -136,10 +136,7 @@ def main() -> int:
         f"- machine: {os.cpu_count()} cores; 1-min load average {load_before:.1f} at the "
         f"start, {os.getloadavg()[0]:.1f} at the end (other work shares the cores).",
     ])
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "servers.md").write_text(text + "\n")
-    (RESULTS / "servers.json").write_text(json.dumps(results, indent=1) + "\n")
+    publish("servers", text, {"runs": results})
     return 0
 
 

@@ -7,9 +7,6 @@ import json
 import signal
 import sqlite3
 import subprocess
-import sys
-import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +14,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from helpers.checks import wait_for
+from helpers.child import ctrl_c, interruptible, start
 from helpers.expected import sim_answer
 
 import pandas_llm_annotate as pla
@@ -30,14 +28,11 @@ CONCURRENCY = 8
 TEXTS = [f"resume test {i}: " + ["I lost my card", "my card arrival", "refund please"][i % 3]
          for i in range(DISTINCT)]
 
-CHILD = textwrap.dedent(
+CHILD = interruptible(
     """
-    import json, signal, sys
+    import json, sys
     import pandas as pd
     import pandas_llm_annotate as pla
-
-    # A background job (CI) may inherit SIGINT ignored; a terminal's Ctrl-C is not.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     base_url, cache, texts_file, concurrency = sys.argv[1:5]
     with open(texts_file) as f:
@@ -61,16 +56,18 @@ def slow_sim() -> Iterator[SimulatorHandle]:
         yield handle
 
 
-def start_child(tmp_path: Path, sim: SimulatorHandle, cache: Path) -> subprocess.Popen[str]:
+def start_child(tmp_path: Path, sim: SimulatorHandle) -> tuple[subprocess.Popen[str], Path]:
+    """Once the server is idle, with its counters zeroed: the child labelling TEXTS into a
+    fresh cache, and that cache."""
+    idle(sim)
+    sim.reset_stats()
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     texts_file = tmp_path / "texts.json"
     texts_file.write_text(json.dumps(TEXTS))
-    return subprocess.Popen(
-        [sys.executable, str(script), sim.base_url, str(cache), str(texts_file),
-         str(CONCURRENCY)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    cache = tmp_path / "cache"
+    child = start([str(script), sim.base_url, str(cache), str(texts_file), str(CONCURRENCY)])
+    return child, cache
 
 
 def cached_rows(cache: Path) -> int:
@@ -107,10 +104,7 @@ def check_rerun(out: pd.Series, sim: SimulatorHandle, cached: int) -> dict[str, 
 
 def test_sigkill_then_resume_asks_only_for_what_is_missing(slow_sim: SimulatorHandle,
                                                            tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    idle(slow_sim)
-    slow_sim.reset_stats()
-    child = start_child(tmp_path, slow_sim, cache)
+    child, cache = start_child(tmp_path, slow_sim)
     try:
         wait_for(lambda: slow_sim.stats()["ok"] >= 60, 60, "60 answers")
         assert child.poll() is None, child.communicate()
@@ -137,19 +131,8 @@ def test_sigkill_then_resume_asks_only_for_what_is_missing(slow_sim: SimulatorHa
 
 def test_ctrl_c_keeps_the_cache_and_a_partial_report(slow_sim: SimulatorHandle,
                                                      tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    idle(slow_sim)
-    slow_sim.reset_stats()
-    child = start_child(tmp_path, slow_sim, cache)
-    try:
-        wait_for(lambda: slow_sim.stats()["ok"] >= 40, 60, "40 answers")
-        assert child.poll() is None, child.communicate()
-        child.send_signal(signal.SIGINT)
-        stopped = time.monotonic()
-        out, err = child.communicate(timeout=30)
-        took = time.monotonic() - stopped
-    finally:
-        child.kill()
+    child, cache = start_child(tmp_path, slow_sim)
+    out, err, took = ctrl_c(child, lambda: slow_sim.stats()["ok"] >= 40)
     assert child.returncode == -signal.SIGINT, err
     assert "KeyboardInterrupt" in err
     assert took < 5.0, "in-flight requests were not cancelled promptly"

@@ -15,13 +15,12 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from pandas_llm_annotate.errors import ConfigError
-from pandas_llm_annotate.protocol import prompts
+from pandas_llm_annotate.protocol import matching
+from pandas_llm_annotate.protocol.matching import merge_answers, normalize_answer
 from pandas_llm_annotate.protocol.prompts import (
     DEFAULT_TASK,
     build_messages,
     check_labels,
-    merge_answers,
-    normalize_answer,
     system_prompt,
 )
 
@@ -266,10 +265,10 @@ def _find_by_regex(key: str, labels: tuple[str, ...]) -> str | None:
     """The way `_find_one` worked before: one regex per label (the reference)."""
     by_key: dict[str, str] = {}
     for label in labels:
-        by_key.setdefault(prompts._key(label), label)
+        by_key.setdefault(matching.label_key(label), label)
     found = {}
     for k, label in by_key.items():
-        pattern = re.compile(f"(?<!{prompts._LATIN_WORD}){re.escape(k)}(?!{prompts._LATIN_WORD})")
+        pattern = re.compile(f"(?<!{matching._LATIN_WORD}){re.escape(k)}(?!{matching._LATIN_WORD})")
         if k and (spans := [m.span() for m in pattern.finditer(key)]):
             found[label] = spans
     if len(found) > 1:
@@ -289,9 +288,9 @@ def test_phrase_search_matches_one_regex_per_label(raw_labels: list[str],
     """The dict scan finds what a regex per label found, on answers built from the
     labels' own pieces (overlaps, nesting, CJK next to Latin)."""
     labels = _valid(raw_labels)
-    key = prompts._key(" ".join(words + list(labels[:2])))
-    index = prompts._index(labels)
-    assert prompts._find_one(key, index) == _find_by_regex(key, labels)
+    key = matching.label_key(" ".join(words + list(labels[:2])))
+    index = matching._index(labels)
+    assert matching._find_one(key, index) == _find_by_regex(key, labels)
 
 
 def test_ten_thousand_labels_cost_little_cpu() -> None:

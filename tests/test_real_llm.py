@@ -36,8 +36,8 @@ from helpers.real_llm import (
 import pandas_llm_annotate as pla
 from pandas_llm_annotate import llamacpp
 from pandas_llm_annotate.llamacpp import server as llama_server
+from pandas_llm_annotate.protocol.matching import normalize_answer
 from pandas_llm_annotate.protocol.packing import parse_pack
-from pandas_llm_annotate.protocol.prompts import normalize_answer
 
 real = pytest.mark.real_llm  # each test against the server; the helper's own checks are not
 

@@ -51,3 +51,30 @@ def test_end_to_end_with_minilm(opts: dict[str, Any]) -> None:
     assert rep.semantic_hits[["text", "cached_text"]].values.tolist() == [
         ["i want to cancel my card!", "I want to cancel my card"]]
     assert rep.requests == 6 and rep.embedder_load_s is not None
+
+
+def test_the_embedding_thread_caps_its_own_torch_threads(opts: dict[str, Any],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Torch's OpenMP threads on every core spin against the event loop (5x slower
+    batches on 2 busy cores): the stage's thread uses half the cores, the caller's own
+    setting is left as it was."""
+    import torch
+
+    from pandas_llm_annotate.semantic import embedder
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    if before <= embedder.embed_threads():
+        pytest.skip(f"torch uses {before} thread(s) here: nothing to cap")
+    seen: list[int] = []
+    encode = embedder.Embedder.encode
+
+    def watched(self: embedder.Embedder, texts: Any) -> np.ndarray:
+        seen.append(torch.get_num_threads())
+        return encode(self, texts)
+
+    monkeypatch.setattr(embedder.Embedder, "encode", watched)
+    pd.Series(["cancel my card", "where is my card?"]).llm.annotate(
+        labels=["cancel", "other"], semantic=True, **opts)
+    assert seen and set(seen) == {embedder.embed_threads()}
+    assert torch.get_num_threads() == before

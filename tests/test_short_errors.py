@@ -6,9 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 
 import pandas as pd
 import pytest
+from helpers.child import ctrl_c, interruptible, start
 
 import pandas_llm_annotate as pla
 
@@ -53,12 +55,7 @@ def test_the_cause_is_kept_for_debugging() -> None:
 
 
 def test_ctrl_c_in_a_script_ends_with_one_clean_line(tmp_path: object) -> None:
-    import signal
-    import time
-
-    script = textwrap.dedent(f"""
-        import signal
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # CI jobs may ignore it
+    script = interruptible(f"""
         import pandas as pd
         import pandas_llm_annotate
         from pandas_llm_annotate.simulator import serve
@@ -68,12 +65,10 @@ def test_ctrl_c_in_a_script_ends_with_one_clean_line(tmp_path: object) -> None:
                 model="m", base_url=sim.base_url, cache={str(tmp_path)!r}, progress=False,
                 max_concurrency=4)
     """)
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    child = start(["-c", script])
     assert child.stdout is not None and child.stdout.readline().strip() == "started"
-    time.sleep(1.5)
-    child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=30)
+    started = time.monotonic()
+    _, err, _ = ctrl_c(child, lambda: time.monotonic() - started > 1.5)
     lines = err.strip().splitlines()
     assert child.returncode != 0
     assert lines[-1].startswith("KeyboardInterrupt: annotate interrupted, "), err

@@ -6,29 +6,24 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
-import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.child import ctrl_c, interruptible, start
 
 from pandas_llm_annotate.simulator import SimulatorHandle, serve
 
 pytestmark = pytest.mark.slow
 
 ROWS = 40
-CHILD = textwrap.dedent(
+CHILD = interruptible(
     """
-    import asyncio, json, signal, sys
+    import asyncio, json, sys
     import pandas as pd
     import pandas_llm_annotate as pla
     from pandas_llm_annotate import sync
 
-    # A background job (CI) may inherit SIGINT ignored; a terminal's Ctrl-C is not.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     base_url, cache, way, rows = sys.argv[1:5]
     if way == "thread":  # as for uvloop, which nest_asyncio2 cannot patch
         sync._patch = lambda loop: False
@@ -60,20 +55,9 @@ def test_first_ctrl_c_stops_a_sync_run_inside_asyncio_run(slow_sim: SimulatorHan
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     slow_sim.reset_stats()
-    child = subprocess.Popen(
-        [sys.executable, str(script), slow_sim.base_url, str(tmp_path / "cache"), way,
-         str(ROWS)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while slow_sim.stats()["requests"] < 4:  # the first requests are out
-            assert time.monotonic() < deadline and child.poll() is None, child.communicate()
-            time.sleep(0.05)
-        child.send_signal(signal.SIGINT)
-        pressed = time.monotonic()
-        out, err = child.communicate(timeout=30)
-        took = time.monotonic() - pressed
-    finally:
-        child.kill()
+    child = start([str(script), slow_sim.base_url, str(tmp_path / "cache"), way, str(ROWS)])
+    # once the first requests are out
+    out, err, took = ctrl_c(child, lambda: slow_sim.stats()["requests"] >= 4, within=30)
     assert child.returncode == -signal.SIGINT, err
     assert "KeyboardInterrupt" in err
     assert took < 3, f"the first Ctrl-C took effect after {took:.1f} s"  # the run: 10 s

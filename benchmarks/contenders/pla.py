@@ -20,6 +20,10 @@ def main() -> None:
         from benchmarks.ablation import timeout_guard_off
 
         timeout_guard_off()
+    if opts.get("preload_embedder"):  # the model loads before the timed call
+        from pandas_llm_annotate.semantic.embedder import resolve
+
+        resolve(None).load()
 
     df = pd.DataFrame({"text": texts})
     settings: dict[str, Any] = {

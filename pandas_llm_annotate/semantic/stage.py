@@ -110,6 +110,7 @@ class SemanticStage:
     def _work(self, post: Callable[..., None]) -> None:
         try:
             post("loaded", self.embedder.load())
+            self.embedder.pin_threads()
             if self.store is not None:
                 post("history", *self._history())
             start = 0

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from ..protocol.prompts import check_labels, merge_answers, normalize_answer, system_prompt
+from ..protocol.matching import merge_answers, normalize_answer
+from ..protocol.prompts import check_labels, system_prompt
 from ..protocol.structured import label_schema, pack_schema
 from ..text import estimate_tokens
 from .base import Verdict

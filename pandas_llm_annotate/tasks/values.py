@@ -34,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..protocol.prompts import normalize_answer
+from ..protocol.matching import normalize_answer
 from .fields import Field
 
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")  # ASCII digits

@@ -1,0 +1,341 @@
+"""One markdown table from every run in ``benchmarks/results/*.json``: this package's
+number beside its floor (a bound, a bare client, or the run without the feature).
+
+    python benchmarks/summary.py [--results DIR]     # or: python benchmarks/run.py --summary
+
+Everything is computed from the JSON files; a field that is missing shows as "-", a file
+that cannot be read is named under the table. The fields it relies on:
+
+- `run.py` scenarios (core, rpm, rpm-noheaders, tpm, overhead, queue, memory, faults,
+  semantic-rpm): ``rows[]``: ``contender``, ``status``, ``wall_s``, ``bound_s``,
+  ``rate_limited``, ``rows_lost``, ``info.load_average_1min``,
+  ``info.client.rss.labelled.peak_mb`` (memory); ``bounds[]``: ``label``, ``seconds``.
+  Rows of the other clients (named ``bare``, ``openai``, ``lotus``, ``seed``,
+  ``sequential`` ...) are floors or left out; the rest are this package. The floor is a
+  ``bare ...`` row's wall when the scenario has one, else the row's ``bound_s``, named
+  after the row or bound whose seconds it equals.
+- ``semantic.json`` (``python -m benchmarks.semantic``): ``slowdown.rows[]``:
+  ``semantic``, ``wall s``, ``429s``; the first ``semantic`` value is the run without it.
+- ``batch.json``: ``runs[]``: ``run``, ``billed_usd``, ``est_usd``; ``kill``:
+  ``batches_submitted_twice``, ``rows``, ``answered``.
+- ``servers.json``: ``runs`` (or the top level): {name: ``rows_per_s``, ``lost``}, the
+  first one server.
+- ``dask_rpm.json``: ``bound_s``, ``runs[]``: ``contender``, ``wall_s``, ``rate_limited``,
+  ``lost``.
+- ``extract.json``: ``extract``: {name: ``prompt_tokens_per_row``}, a name with "auto"
+  against one with "1 row/request".
+- ``real_llm.json``: ``concurrency[]`` and ``bare[]``: ``max_concurrency``, ``rows_per_s``.
+- any file: ``machine`` (``cores``, ``cpu``, ``ram_gb``, ``python``, ``load_average``),
+  written by `benchmarks.results`; without one, the machine printing the table is shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks.*` importable
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from benchmarks.results import RESULTS, machine
+
+ORDER = ("core", "rpm", "rpm-noheaders", "tpm", "overhead", "queue", "memory", "faults",
+         "semantic-rpm", "semantic", "batch", "servers", "dask_rpm", "extract", "real_llm")
+OTHERS = ("bare", "openai", "lotus", "seed", "sequential")  # the other clients' rows
+HEADER = ("scenario", "compared", "this package", "floor", "× floor", "429s / rows lost",
+          "load")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One row of the table. ``ratio`` is ours / floor, computed when both are numbers."""
+
+    scenario: str
+    compared: str
+    ours: float | str | None
+    floor: float | None = None
+    limited_lost: tuple[Any, Any] = (None, None)
+    load: Any = None
+    of_rounds: float | None = None  # the median of several rounds' ratios, when merged
+
+    @property
+    def ratio(self) -> float | None:
+        if self.of_rounds is not None:
+            return self.of_rounds
+        ours = num(self.ours)
+        return ours / self.floor if ours is not None and self.floor else None
+
+
+def num(value: Any) -> float | None:
+    """A JSON number as a float; None for anything else (bools, strings, null)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def get(data: Any, *path: str | int) -> Any:
+    """``data[path[0]][path[1]]...``, or None where any step is missing."""
+    for step in path:
+        if isinstance(step, int) and isinstance(data, list) and -len(data) <= step < len(data):
+            data = data[step]
+        elif isinstance(step, str) and isinstance(data, dict):
+            data = data.get(step)
+        else:
+            return None
+    return data
+
+
+def dicts(value: Any) -> list[dict[str, Any]]:
+    return [x for x in value if isinstance(x, dict)] if isinstance(value, list) else []
+
+
+# -- one reader per layout ------------------------------------------------------------
+
+
+def scenario_lines(name: str, data: dict[str, Any]) -> list[Line]:
+    rows = dicts(data.get("rows"))
+    bare = next((r for r in rows if str(r.get("contender", "")).lower().startswith("bare")
+                 and num(r.get("wall_s"))), None)
+    named = {round(s, 6): str(get(b, "label")) for b in dicts(data.get("bounds"))
+             if (s := num(b.get("seconds"))) is not None}
+    named.update({round(w, 6): str(r.get("contender")) for r in rows
+                  if (w := num(r.get("wall_s"))) is not None})
+    out = []
+    for r in rows:
+        who = str(r.get("contender", "?"))
+        if who.lower().startswith(OTHERS):
+            continue
+        extra = {"limited_lost": (r.get("rate_limited"), r.get("rows_lost")),
+                 "load": get(r, "info", "load_average_1min")}
+        if r.get("status", "ok") != "ok":
+            out.append(Line(name, who, str(r.get("status")), **extra))
+            continue
+        peak = num(get(r, "info", "client", "rss", "labelled", "peak_mb"))
+        if peak is not None:
+            out.append(Line(name, f"{who}: peak RSS MB (no floor)", peak, **extra))
+        wall, bound = num(r.get("wall_s")), num(r.get("bound_s"))
+        if bare is not None and bound is not None:
+            floor, what = num(bare.get("wall_s")), str(bare.get("contender"))
+        elif bound is not None:
+            floor, what = bound, named.get(round(bound, 6), "bound")
+        else:
+            floor, what = None, "no floor"
+        if what == who:
+            continue  # the floor itself
+        out.append(Line(name, f"{who}: wall s vs {what}", wall, floor, **extra))
+    return merge_rounds(out)
+
+
+ROUND = re.compile(r" \(round \d+\)")
+
+
+def merge_rounds(lines: list[Line]) -> list[Line]:
+    """Lines that differ only in "(round N)" become one: the medians of the numbers and
+    of the ratios, the sums of 429s and rows lost, the highest load."""
+    groups: dict[str, list[Line]] = {}
+    for ln in lines:
+        groups.setdefault(ROUND.sub("", ln.compared), []).append(ln)
+    out = []
+    for compared, same in groups.items():
+        if len(same) == 1:
+            out.append(same[0])
+            continue
+        loads = [v for ln in same if (v := num(ln.load)) is not None]
+        out.append(Line(same[0].scenario, f"{compared} (median of {len(same)} rounds)",
+                        _median([num(ln.ours) for ln in same]),
+                        _median([ln.floor for ln in same]),
+                        (_total([ln.limited_lost[0] for ln in same]),
+                         _total([ln.limited_lost[1] for ln in same])),
+                        max(loads, default=None), _median([ln.ratio for ln in same])))
+    return out
+
+
+def _median(values: list[float | None]) -> float | None:
+    found = [v for v in values if v is not None]
+    return statistics.median(found) if found else None
+
+
+def _total(values: list[Any]) -> int | None:
+    found = [v for value in values if (v := num(value)) is not None]
+    return int(sum(found)) if found else None
+
+
+def semantic_lines(name: str, data: dict[str, Any]) -> list[Line]:
+    rows = dicts(get(data, "slowdown", "rows"))
+    walls: dict[str, list[float]] = {}
+    limited: dict[str, float] = {}
+    for r in rows:
+        label, wall = str(r.get("semantic")), num(r.get("wall s"))
+        if wall is not None:
+            walls.setdefault(label, []).append(wall)
+        limited[label] = limited.get(label, 0) + (num(r.get("429s")) or 0)
+    medians = {label: statistics.median(w) for label, w in walls.items()}
+    if not medians:
+        return []
+    off_label = next(iter(medians))
+    return [Line(name, f"semantic {label}: median wall s vs {off_label}", m,
+                 medians[off_label], (int(limited[label]), None))
+            for label, m in medians.items() if label != off_label]
+
+
+def batch_lines(name: str, data: dict[str, Any]) -> list[Line]:
+    out = [Line(name, f"{r.get('run')}: billed $ vs the estimate", num(r.get("billed_usd")),
+                num(r.get("est_usd"))) for r in dicts(data.get("runs"))]
+    kill = data.get("kill")
+    if isinstance(kill, dict):
+        rows, answered = num(kill.get("rows")), num(kill.get("answered"))
+        lost = int(rows - answered) if rows is not None and answered is not None else None
+        out.append(Line(name, "SIGKILL mid-batch, rerun: batches submitted twice (floor 0)",
+                        num(kill.get("batches_submitted_twice")), None, (None, lost)))
+    return out
+
+
+def servers_lines(name: str, data: dict[str, Any]) -> list[Line]:
+    found = data.get("runs", data)  # before the machine was recorded: the runs alone
+    runs = [(str(k), v) for k, v in found.items() if isinstance(v, dict) and "rows_per_s" in v] \
+        if isinstance(found, dict) else []
+    if not runs:
+        return []
+    first, one = runs[0]
+    return [Line(name, f"{run}: rows/s vs {first} (higher is better)", num(r.get("rows_per_s")),
+                 num(one.get("rows_per_s")), (None, r.get("lost"))) for run, r in runs[1:]]
+
+
+def dask_lines(name: str, data: dict[str, Any]) -> list[Line]:
+    bound = num(data.get("bound_s"))
+    return [Line(name, f"{r.get('contender')}: wall s vs bound (distinct / rate)",
+                 num(r.get("wall_s")), bound, (r.get("rate_limited"), r.get("lost")))
+            for r in dicts(data.get("runs"))]
+
+
+def extract_lines(name: str, data: dict[str, Any]) -> list[Line]:
+    found = data.get("extract")
+    runs: dict[str, Any] = found if isinstance(found, dict) else {}
+    packed = next((v for k, v in runs.items() if "auto" in k and isinstance(v, dict)), None)
+    single = next((v for k, v in runs.items() if "1 row/request" in k and "constrained" in k
+                   and isinstance(v, dict)), None)
+    if packed is None or single is None:
+        return []
+    return [Line(name, 'extract prompt tokens/row: rows_per_request="auto" vs 1 row/request',
+                 num(packed.get("prompt_tokens_per_row")),
+                 num(single.get("prompt_tokens_per_row")), load=get(data, "load", 0))]
+
+
+def real_llm_lines(name: str, data: dict[str, Any]) -> list[Line]:
+    bare = {r.get("max_concurrency"): num(r.get("rows_per_s")) for r in dicts(data.get("bare"))}
+    return [Line(name, f"max_concurrency {r.get('max_concurrency')}: rows/s vs a bare client "
+                       "(higher is better)", num(r.get("rows_per_s")),
+                 bare.get(r.get("max_concurrency")), load=get(data, "load", 0))
+            for r in dicts(data.get("concurrency"))]
+
+
+READERS: dict[str, Callable[[str, dict[str, Any]], list[Line]]] = {
+    "batch": batch_lines, "servers": servers_lines, "dask_rpm": dask_lines,
+    "extract": extract_lines, "real_llm": real_llm_lines,
+}
+
+
+def read(path: Path) -> tuple[list[Line], dict[str, Any] | None, str | None]:
+    """(lines, the machine it names, a problem) for one results file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return [], None, f"{path.name}: not readable JSON ({exc})"
+    if not isinstance(data, dict):
+        return [], None, f"{path.name}: not a JSON object"
+    name = path.stem
+    reader: Callable[[str, dict[str, Any]], list[Line]]
+    if isinstance(data.get("rows"), list) and "scenario" in data:
+        reader = scenario_lines
+        name = str(data["scenario"])
+    elif "slowdown" in data:
+        reader = semantic_lines
+    elif name in READERS:
+        reader = READERS[name]
+    else:
+        return [], None, f"{path.name}: a layout this summary does not know"
+    try:
+        lines = reader(name, data)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a layout changed
+        return [], None, f"{path.name}: {type(exc).__name__}: {exc}"
+    found = data.get("machine")
+    problem = None if lines else f"{path.name}: no comparison in it"
+    return lines, found if isinstance(found, dict) else None, problem
+
+
+# -- the table ---------------------------------------------------------------------------
+
+
+def cell(value: Any, fmt: str = "") -> str:
+    """A number as the table shows it (``fmt`` for a float, else by its size)."""
+    v = num(value)
+    if v is None:
+        return "-" if value is None else str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return format(v, fmt or (",.2f" if abs(v) >= 1 else ".3g"))
+
+
+def machine_line(found: list[dict[str, Any]]) -> str:
+    seen = {json.dumps({k: v for k, v in m.items() if k != "load_average"}, sort_keys=True)
+            for m in found}
+    m = found[0] if found else machine()
+    where = "as the first result file records it, load when it was written" if found \
+        else "the one printing this table: the results do not record theirs"
+    load = m.get("load_average")
+    loads = ", ".join(cell(x, ".2f") for x in load) if isinstance(load, list) else "-"
+    line = (f"Machine ({where}): {m.get('cores', '-')} cores, {m.get('cpu') or '-'}, "
+            f"{cell(m.get('ram_gb'), '.1f')} GB RAM, Python {m.get('python', '-')}, "
+            f"load average {loads} (1, 5, 15 min)")
+    if len(seen) > 1:
+        line += f"; the files name {len(seen)} different machines"
+    return line
+
+
+def summary(results: Path = RESULTS) -> str:
+    """The markdown: the machine, then one table of every scenario found in ``results``."""
+    files = sorted(results.glob("*.json"),
+                   key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else len(ORDER),
+                                  p.stem))
+    lines: list[Line] = []
+    found: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for path in files:
+        got, where, problem = read(path)
+        lines += got
+        if where is not None:
+            found.append(where)
+        if problem:
+            problems.append(problem)
+    out = [f"## Benchmarks: this package against its floor ({results})", "",
+           machine_line(found), "",
+           "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    for ln in lines:
+        limited, lost = ln.limited_lost
+        out.append("| " + " | ".join([
+            ln.scenario, ln.compared, cell(ln.ours), cell(ln.floor), cell(ln.ratio, ".2f"),
+            f"{cell(limited)} / {cell(lost)}", cell(ln.load, ".1f")]) + " |")
+    if not files:
+        out.append(f"\nNo results in {results}: run `python benchmarks/run.py` first.")
+    out += [f"- skipped {p}" for p in problems]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks/summary.py",
+                                     description=__doc__.split("\n\n")[0] if __doc__ else "")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="folder of the runs' JSON files (default: benchmarks/results)")
+    print(summary(parser.parse_args(argv).results), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
