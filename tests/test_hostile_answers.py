@@ -57,6 +57,13 @@ def send_one(base_url: str, *, stream: bool = False, timeout: float = 20.0,
     return asyncio.run(main())
 
 
+def timed_send(base_url: str, *, stream: bool = False) -> tuple[Any, float]:
+    """`send_one` with a 20 s timeout, and the seconds it took."""
+    start = time.monotonic()
+    error = send_one(base_url, stream=stream, timeout=20.0)
+    return error, time.monotonic() - start
+
+
 # --- every byte read is bounded (issue 12, point 1) ---------------------------------------
 
 CHILD = """
@@ -108,9 +115,7 @@ def test_an_oversized_answer_is_a_malformed_response() -> None:
 def test_an_endless_body_ends_at_the_cap_not_at_the_timeout(tmp_path: Path) -> None:
     block = b" " * 65536
     with LocalServer(lambda body: endless(block, first=b'{"choices": [')) as server:
-        start = time.monotonic()
-        error = send_one(server.base_url, timeout=20.0)
-        elapsed = time.monotonic() - start
+        error, elapsed = timed_send(server.base_url)
     assert isinstance(error, pla.MalformedResponse)
     assert "max_response_bytes" in str(error)
     assert elapsed < 5
@@ -119,9 +124,7 @@ def test_an_endless_body_ends_at_the_cap_not_at_the_timeout(tmp_path: Path) -> N
 def test_an_endless_stream_ends_at_the_cap() -> None:
     events = endless(sse_delta("a"), content_type="text/event-stream")
     with LocalServer(lambda body: events) as server:
-        start = time.monotonic()
-        error = send_one(server.base_url, stream=True, timeout=20.0)
-        elapsed = time.monotonic() - start
+        error, elapsed = timed_send(server.base_url, stream=True)
     assert isinstance(error, pla.MalformedResponse)
     assert "max_response_bytes" in str(error)
     assert elapsed < 5
@@ -131,9 +134,7 @@ def test_an_endless_stream_line_is_cut_at_the_line_limit() -> None:
     line = endless(b"x" * 65536, first=sse_delta("a") + b"data: ",
                    content_type="text/event-stream")
     with LocalServer(lambda body: line) as server:
-        start = time.monotonic()
-        error = send_one(server.base_url, stream=True, timeout=20.0)
-        elapsed = time.monotonic() - start
+        error, elapsed = timed_send(server.base_url, stream=True)
     assert isinstance(error, pla.MalformedResponse)
     assert "line" in str(error)
     assert elapsed < 5
@@ -142,9 +143,7 @@ def test_an_endless_stream_line_is_cut_at_the_line_limit() -> None:
 def test_an_endless_error_body_is_read_only_in_part() -> None:
     error_body = endless(b"overloaded " * 6000, status=503, first=b'{"error": "busy"')
     with LocalServer(lambda body: error_body) as server:
-        start = time.monotonic()
-        error = send_one(server.base_url, timeout=20.0)
-        elapsed = time.monotonic() - start
+        error, elapsed = timed_send(server.base_url)
     assert isinstance(error, pla.ServerError)
     assert error.status == 503
     assert 60_000 <= len(error.body) <= 64 * 1024
