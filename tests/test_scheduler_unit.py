@@ -214,6 +214,41 @@ def test_reformat_prepares_the_job_again_and_never_resends_a_rejected_body() -> 
     assert balanced(lim, sched)
 
 
+def test_a_job_waiting_for_admission_is_rebuilt_when_a_refusal_came_meanwhile() -> None:
+    """Two workers, a window of one: "b" is prepared with the schema, then waits while
+    "a"'s schema is refused; when admitted it goes in the weaker form, never as refused."""
+    form = {"now": "json_schema"}
+    bodies: list[dict[str, Any]] = []
+
+    def prepare(job: str) -> Request[str]:
+        return request(job, form["now"])
+
+    def reformat(req: Request[str], error: RequestError) -> bool:
+        if req.form == "json_schema" and form["now"] == "json_schema":
+            form["now"] = "plain"
+        return req.form == "json_schema"
+
+    def refresh(req: Request[str]) -> Request[str]:
+        return req if req.form == form["now"] else prepare(req.job)
+
+    async def send(body: dict[str, Any]) -> Completion:
+        bodies.append(body)
+        await asyncio.sleep(0.01)  # "b" is prepared and waiting by now
+        if body["form"] == "json_schema":
+            raise BadRequestError("HTTP 400: response_format", status=400)
+        return answer()
+
+    lim, rec = limits(window=1), Recorder()
+    sched = scheduler(send, lim, rec, workers=2, max_retries=0, prepare=prepare,
+                      reformat=reformat, refresh=refresh)
+    with lim:
+        run(sched.run(["a", "b"]))
+    assert bodies[0] == {"job": "a", "form": "json_schema"}
+    assert all(b["form"] == "plain" for b in bodies[1:]) and len(bodies) == 3
+    assert sorted(rec.answered) == ["a", "b"] and not rec.failed
+    assert balanced(lim, sched)
+
+
 # -- fatal errors -----------------------------------------------------------------------------
 
 

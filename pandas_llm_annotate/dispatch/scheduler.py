@@ -59,7 +59,8 @@ class Scheduler(Generic[J]):
     same worker sends next; `on_failure(job, error)` gets each job that failed for
     good. `reformat(request, error)` says whether the server refused the request's
     answer format and a weaker one is now chosen: the job is then prepared again
-    (an identical rejected request is never resent). A fatal error (bad key, wrong
+    (an identical rejected request is never resent); `refresh(request)` rebuilds one
+    whose format went stale while it waited for admission. A fatal error (bad key, wrong
     model, unreachable server, a server-named wait over `max_wait` seconds,
     SILENT_TIMEOUTS timeouts before the server answered anything) cancels the rest
     and is raised once as `FatalError`.
@@ -78,6 +79,7 @@ class Scheduler(Generic[J]):
     max_concurrency: int
     max_retries: int
     reformat: Callable[[Request[J], RequestError], bool] = lambda request, error: False
+    refresh: Callable[[Request[J]], Request[J]] = lambda request: request
     rng: random.Random = field(default_factory=random.Random)
     max_wait: float = math.inf  # the run's `max_wait` setting
     budget: Budget | None = None  # the run's `max_cost`: each attempt reserves its bound
@@ -172,6 +174,7 @@ class Scheduler(Generic[J]):
                 held = self.budget.bound(request.prompt_estimate, request.max_tokens)
                 await self.budget.reserve(held)
             await self._admit(cost)
+            request = self.refresh(request)  # a refusal may have come while it waited
             self.metrics.sending(retry=attempt + rate_waits + moves > 0)
             self.metrics.window = self.limiter.limit
             try:

@@ -59,6 +59,12 @@ class RequestBuilder:
         estimate = estimate_tokens(system) + estimate_tokens(user) + 8
         return Request(job, body, estimate, max_tokens, form if fmt is not None else "plain")
 
+    def refresh(self, request: Request[Job]) -> Request[Job]:
+        """`request` again if its answer format is still the one to use, else rebuilt."""
+        if request.form == "plain" or request.form == self.form:
+            return request
+        return self.prepare(request.job)
+
     def reformat(self, request: Request[Job], error: RequestError) -> bool:
         """The server refused `request`'s answer format: step down (True) or not."""
         if request.form == "plain" or not rejects_format(error):

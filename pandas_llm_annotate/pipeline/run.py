@@ -220,7 +220,8 @@ class Run:
             prepare=builder.prepare, send=server.send, on_answer=on_answer,
             on_failure=on_failure, limiter=limits, metrics=self.metrics,
             max_concurrency=s.max_concurrency, max_retries=s.max_retries,
-            reformat=builder.reformat, rng=random.Random(), budget=self.budget,
+            reformat=builder.reformat, refresh=builder.refresh, rng=random.Random(),
+            budget=self.budget,
             max_wait=s.max_wait, health=server if farm.several else None,
         )
         return builder, transport, scheduler
