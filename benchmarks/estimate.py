@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -192,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             "at ≈4 characters per token\n\n" + table(rows))
     if missing is not None:
         text += f"\n\nllama.cpp not measured: {missing}"
+    averages = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    text += (f"\n\nToken counts, not timings; load average at the end {averages} "
+             f"({os.cpu_count()} cores). Command: `.venv/bin/python benchmarks/estimate.py`.")
     publish("estimate", text, {"rows": rows, "llama_cpp_missing": missing})
     chart(rows, RESULTS / "estimate.png")
     return 0
