@@ -28,9 +28,9 @@ def test_prompt_count_adds_underscores_and_quote_pairs() -> None:
     assert estimate_prompt_tokens("") == 0
 
 
-def prompt_error(base_url: str, model: str, rows: int, k: int | str, cache: Path,
-                 **extra: Any) -> float:
-    """The first estimate's prompt-token error against the run's `usage`."""
+def errors(base_url: str, model: str, rows: int, k: int | str, cache: Path,
+           **extra: Any) -> tuple[float, float]:
+    """The first estimate's prompt and completion token errors against the run's `usage`."""
     reason = shared_data_missing()
     if reason is not None:
         pytest.skip(reason)
@@ -43,14 +43,17 @@ def prompt_error(base_url: str, model: str, rows: int, k: int | str, cache: Path
     rep = pla.last_report()
     assert rep is not None and rep.prompt_tokens > 0
     assert rep.requests == est.requests  # no retry: the same requests were counted
-    return est.prompt_tokens / rep.prompt_tokens - 1
+    return (est.prompt_tokens / rep.prompt_tokens - 1,
+            est.completion_tokens / rep.completion_tokens - 1)
 
 
 @pytest.mark.parametrize("k", [1, "auto"])
 def test_prompt_estimate_against_the_simulator(k: int | str, tmp_path: Path) -> None:
     with serve(latency=0.0) as sim:
-        err = prompt_error(sim.base_url, "gpt-4o-mini", 120, k, tmp_path)
+        err, completion = errors(sim.base_url, "gpt-4o-mini", 120, k, tmp_path)
     assert abs(err) < MARGIN, f"prompt estimate {err:+.1%} off the simulator's count"
+    # the mean label's tokens per row, not the longest label's (that is the bound)
+    assert abs(completion) < MARGIN, f"completion estimate {completion:+.1%} off"
 
 
 @pytest.fixture(scope="module")
@@ -65,5 +68,5 @@ def llama() -> Iterator[llamacpp.LlamaCppServer]:
 @pytest.mark.real_llm
 def test_prompt_estimate_against_llama_cpp(llama: llamacpp.LlamaCppServer,
                                            tmp_path: Path) -> None:
-    err = prompt_error(llama.base_url, llama.model, 6, 1, tmp_path, timeout=120)
+    err, _ = errors(llama.base_url, llama.model, 6, 1, tmp_path, timeout=120)
     assert abs(err) < MARGIN, f"prompt estimate {err:+.1%} off llama.cpp's usage"
