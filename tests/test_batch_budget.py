@@ -11,8 +11,9 @@ from typing import Any
 import pandas as pd
 import pytest
 from helpers.expected import sim_answer
+from helpers.local_server import LocalServer
 
-from pandas_llm_annotate.dispatch.budget import BatchHolds, Budget
+from pandas_llm_annotate.dispatch.budget import PROMPT_MARGIN, BatchHolds, Budget
 from pandas_llm_annotate.simulator import SimulatorHandle, serve
 
 LABELS = ["card_lost", "card_arrival", "refund", "other"]
@@ -84,3 +85,20 @@ def test_batch_holds_reserve_cut_and_settle() -> None:
     assert holds.budget.spent == pytest.approx(0.5) and holds.budget.reserved == 0
     holds.take("d", 0, 4, sent=True)  # a batch already sent holds whatever it is
     assert holds.budget.reserved == pytest.approx(2.0)
+
+
+def test_a_batch_never_sent_frees_its_reservation_for_the_online_fallback(
+        tmp_path: Path) -> None:
+    with LocalServer(lambda body: "refund") as server:  # no Batch API: the upload fails
+        df = pd.DataFrame({"text": ["a", "b", "a"]})
+        opts = {"labels": ["refund", "other"], "model": "m", "base_url": server.base_url,
+                "cache": str(tmp_path), "progress": False, "price": PRICE}
+        est = df.llm.estimate("text", **opts)  # online: the fallback's requests
+        assert est.requests == 2
+        bound = (est.prompt_tokens / 2 * PROMPT_MARGIN * PRICE[0]
+                 + est.completion_tokens_max / 2 * PRICE[1]) / 1e6
+        out = df.llm.annotate("text", batch=True, batch_fallback="online",
+                              max_cost=1.5 * bound, **opts)  # one bound, then the next
+        rep = out.attrs["llm_report"]
+        assert out.tolist() == ["refund"] * 3 and rep.status == "finished"
+        assert "rows asked online" in rep.message

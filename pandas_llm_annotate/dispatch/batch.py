@@ -169,7 +169,12 @@ class BatchDispatcher:
 
     async def _send(self, lines: dict[str, Job], data: list[bytes], form: str) -> BatchRecord:
         name = f"pla-{int(time.time())}-{len(lines)}.jsonl"
-        file_id = await self._call(self.api.upload, b"".join(data), name)
+        try:
+            file_id = await self._call(self.api.upload, b"".join(data), name)
+        except FatalError:  # never sent: its reservations go (an online fallback may ask)
+            for cid in lines:
+                self._paid(cid, None)
+            raise
         record = await asyncio.to_thread(self.store.add, file_id, form, lines)
         self._pending |= record.keys  # from here on a rerun finds it
         info = await self._call(self.api.create, file_id, self.metadata)
