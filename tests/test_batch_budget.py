@@ -81,8 +81,11 @@ def test_batch_holds_reserve_cut_and_settle() -> None:
     assert not holds.take("b", 0, 2) and holds.cut  # $1.00 more would pass the cap
     assert holds.take("c", 0, 1)  # $0.50: fits exactly
     holds.pay("a", {"prompt_tokens": 0, "completion_tokens": 1})  # cost $0.50
-    holds.pay("c", None)  # no answer: nothing spent
+    holds.pay("c", None, answered=False)  # no answer: nothing spent
     assert holds.budget.spent == pytest.approx(0.5) and holds.budget.reserved == 0
+    assert holds.take("e", 0, 1)
+    holds.pay("e", {"unexpected": 1})  # answered without usage: its bound
+    assert holds.budget.spent == pytest.approx(1.0) and holds.budget.holds == 0
     holds.take("d", 0, 4, sent=True)  # a batch already sent holds whatever it is
     assert holds.budget.reserved == pytest.approx(2.0)
 

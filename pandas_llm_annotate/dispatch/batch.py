@@ -186,8 +186,10 @@ class BatchDispatcher:
 
     def _paid(self, cid: str, line: OutputLine | None) -> None:
         if self._holds is not None:
-            body = line.body if line is not None and line.status == 200 else None
-            self._holds.pay(cid, body.get("usage") if isinstance(body, dict) else None)
+            answered = line is not None and line.status == 200
+            body = line.body if line is not None else None
+            self._holds.pay(cid, body.get("usage") if isinstance(body, dict) else None,
+                            answered=answered)
 
     async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """A Batch API call, retried like a request; a fatal error stops the run."""

@@ -101,14 +101,15 @@ class BatchHolds:
         self.held[cid] = amount
         return True
 
-    def pay(self, cid: str, usage: Any) -> None:
-        """Settle a request by its answer's `usage` (anything else: it cost nothing)."""
-        cost = None
-        if isinstance(usage, dict):
+    def pay(self, cid: str, usage: Any, *, answered: bool = True) -> None:
+        """Settle a request: by its answer's `usage`, its bound when the answer had none,
+        nothing when it was not answered (a failed request, an expired batch)."""
+        held = self.held.pop(cid, None)
+        cost = held if answered else None
+        if answered and isinstance(usage, dict):
             tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
             if all(isinstance(t, int) for t in tokens):
                 cost = (self.budget.cost(*tokens) or 0.0) * self.factor
-        held = self.held.pop(cid, None)
         if held is None:  # not reserved by this run (answered twice): counted anyway
             self.budget.spent += cost or 0.0
         else:
