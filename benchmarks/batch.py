@@ -8,9 +8,10 @@ runs, then resumed.
   model name `gpt-4o-mini` (list price $0.15 / $0.60 per 1M tokens): online k=1, online
   `rows_per_request="auto"`, batch k=1 and batch "auto"; each on a fresh cache, after
   an estimate with the same arguments. Requests and tokens are the simulator's counts
-  (its tokens are the package's own estimate of the text, so predicted prompt tokens can
-  only differ by what the estimate extrapolates); "billed" is the report's cost (batch
-  answers at half the list price), "predicted" the estimate's (batch price for batch runs).
+  (its own BPE-like count, `simulator/tokens.py`, not the package's estimate; see
+  `benchmarks/estimate.py` for the estimate against llama.cpp); "billed" is the report's
+  cost (batch answers at half the list price), "predicted" the estimate's (batch price
+  for batch runs).
 - The kill check: a child process runs batch k=1 on a fresh cache and is killed (SIGKILL)
   while its batch is in progress; the same call in this process then resumes it. It
   counts batches created and requests asked twice (texts the simulator answered twice).
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -170,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{kill['batches_submitted_twice']} batches and {kill['requests_asked_twice']} "
             f"requests submitted twice; the rerun resumed {kill['rerun_batches_resumed']} "
             f"batch, sent {kill['rerun_requests']} new requests and answered "
-            f"{kill['answered']:,} of {kill['rows']:,} rows.")
+            f"{kill['answered']:,} of {kill['rows']:,} rows.\n\nLoad average at the end "
+            + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+            + f" ({os.cpu_count()} cores); walls are noisy, the counts are not.")
     publish("batch", text, {"runs": rows, "kill": kill})
     return 0
 

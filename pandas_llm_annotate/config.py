@@ -121,10 +121,6 @@ class Settings:
             raise ConfigError(
                 "price must be (input, output) USD per 1M tokens, two numbers >= 0, e.g. "
                 f"price=(0.15, 0.60); got {price!r}.")
-        if self.max_cost is not None and self.batch:
-            raise ConfigError("max_cost does not work with batch=True yet (a batch is sent "
-                              "whole): check its cost first with df.llm.estimate(..., "
-                              "batch=True), or drop one of the two.")
         if self.max_cost is not None and (
                 not isinstance(self.max_cost, (int, float)) or self.max_cost <= 0):
             raise ConfigError(f"max_cost must be a positive number of USD, got "

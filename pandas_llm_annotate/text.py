@@ -1,9 +1,9 @@
 """Text facts shared by every layer: which characters are CJK, and a token estimate.
 
 One place for the CJK ranges: the token estimate (chunking, packing, the limiter's
-cost, the simulator's usage) counts `CJK_CHARS`, and the semantic guards and the
-simulator's answers look at `CJK_LETTERS` (the same ranges without punctuation and
-full-width forms).
+cost, a request's prompt estimate) counts `CJK_CHARS`, and the semantic guards and the
+simulator (its answers and its token count) look at the same ranges (`CJK_LETTERS`:
+without punctuation and full-width forms).
 """
 
 from __future__ import annotations
@@ -54,3 +54,19 @@ def estimate_tokens(text: str) -> int:
     tokenizer: it errs on the high side for typical English text.
     """
     return token_cost(*char_counts(text))
+
+
+def estimate_prompt_tokens(text: str) -> int:
+    """Estimate the tokens of a prompt (a message sent): `estimate_tokens`, plus one
+    per underscore and one per two double quotes.
+
+    Tokenizers split snake_case identifiers at each underscore (`card_payment_fee`:
+    card, _, payment, _, fee) and cut JSON at its quotes (`[{"`, `id`, `":`, ` "`), so a
+    prompt listing label names like banking77's 77 intents, or a packed request's rows,
+    holds more tokens than four characters each: against SmolLM2's tokenizer the plain
+    estimate was 25 % under on the 77-intent system prompt and 18 % under on packed
+    rows, this one within 2 % on both (`benchmarks/estimate.py` measures whole runs).
+    Prose has few of either, so little changes there. The one prompt estimate: request
+    building (and with it the limiter, the budget and `estimate`) uses it.
+    """
+    return estimate_tokens(text) + text.count("_") + text.count('"') // 2

@@ -177,10 +177,10 @@ def test_rate_limits() -> None:
 def test_cost_and_batch() -> None:
     nb = executed("06_cost_and_batch.ipynb")
     check_common(nb)
-    batch, interrupted, resumed, cancelled, asked_again = panels(nb)
-    for bar in (batch, resumed, asked_again):
+    batch, interrupted, resumed, cancelled, asked_again, capped, rest = panels(nb)
+    for bar in (batch, resumed, asked_again, rest):
         assert finished(bar, 1000)
-    assert interrupted["bar_style"] == cancelled["bar_style"] == "warning"
+    assert interrupted["bar_style"] == cancelled["bar_style"] == capped["bar_style"] == "warning"
     htmls = [o["data"]["text/html"] for _, o in outputs(nb) if WIDGET_VIEW in o.get("data", {})]
     assert "Batch API" in htmls[0] and "completed 600/600 done" in htmls[0]
     assert "still running on the server" in htmls[1]
@@ -193,6 +193,14 @@ def test_cost_and_batch() -> None:
     match = re.search(r"asked the rest in 1 new batch \((\d+) requests\); 1,000 rows answered; "
                       r"open batches left: 0", out)
     assert match is not None and 0 < int(match.group(1)) < 600
+    cap = re.search(r"status 'budget': ([\d,]+) rows answered, (\d+) requests, \$(\d+\.\d+) "
+                    r"spent of max_cost \$(\d+\.\d+)", out)
+    assert cap is not None and 0 < int(cap.group(2)) < 600
+    assert float(cap.group(3)) <= float(cap.group(4))  # the cap held
+    assert "stopped at the budget" in out and "would cost about $" in out
+    rest = re.search(r"rerun with max_cost=\$1: status 'finished', (\d+) new requests, "
+                     r"1,000 rows answered", out)
+    assert rest is not None and int(rest.group(1)) == 600 - int(cap.group(2))  # only the rest
 
 
 def test_extract() -> None:

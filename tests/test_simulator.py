@@ -27,7 +27,7 @@ from pandas_llm_annotate.simulator import (
     SimulatorHandle,
     answer_messages,
     answer_text,
-    estimate_tokens,
+    count_tokens,
     serve,
 )
 from pandas_llm_annotate.simulator.buckets import go_duration
@@ -85,10 +85,13 @@ def content(data: dict[str, Any]) -> str:
 
 
 def test_estimates_and_durations() -> None:
-    assert estimate_tokens("") == 1
-    assert estimate_tokens("abcd") == 1
-    assert estimate_tokens("abcde") == 2
-    assert estimate_tokens("你好世界") == 4
+    assert count_tokens("") == 1
+    assert count_tokens("abcdefgh") == 1  # a word: a token per 8 letters
+    assert count_tokens(" abcdefghi") == 2
+    assert count_tokens("card_payment_fee") == 5  # card _ payment _ fee
+    assert count_tokens("1234567") == 3  # digits in threes
+    assert count_tokens("Hi, you!\n") == 5  # Hi , ␣you ! ⏎
+    assert count_tokens("你好世界") == 4
     assert go_duration(360) == "6m0s"
     assert go_duration(1.2) == "1.2s"
     assert go_duration(0.012) == "12ms"
@@ -175,9 +178,11 @@ def test_free_text_over_http_and_usage() -> None:
                 assert status == 200
                 assert content(data) == "requested headphones"
                 usage = data["usage"]
-                assert usage["prompt_tokens"] == estimate_tokens("Topic?\n" + text)
-                assert usage["completion_tokens"] == estimate_tokens("requested headphones")
-                assert usage["total_tokens"] == usage["prompt_tokens"] + 5
+                # 3 per message and 3 for the answer: Topic ? / Refund ␣requested ...
+                assert usage["prompt_tokens"] == 2 + 7 + 3 * 2 + 3
+                assert usage["prompt_tokens"] == count_tokens("Topic?") + count_tokens(text) + 9
+                assert usage["completion_tokens"] == 4  # requested ␣headphones: 2 + 2
+                assert usage["total_tokens"] == usage["prompt_tokens"] + 4
 
     run(main)
 
@@ -252,12 +257,13 @@ def test_rate_limit_requests() -> None:
 
 def test_rate_limit_tokens() -> None:
     async def main() -> None:
-        # 10-token bucket; "hi" costs 1 prompt token + max_tokens 5.
-        with serve(tpm=600, burst=1) as sim:
+        # 20-token bucket; "hi" costs 7 prompt tokens (1 + 3 for the message + 3 for the
+        # answer's start) + max_tokens 4.
+        with serve(tpm=1200, burst=1) as sim:
             async with aiohttp.ClientSession() as s:
-                req = body("hi", system=None, max_tokens=5)
+                req = body("hi", system=None, max_tokens=4)
                 status, headers, _ = await post(s, sim, req)
-                assert status == 200 and headers["x-ratelimit-remaining-tokens"] == "4"
+                assert status == 200 and headers["x-ratelimit-remaining-tokens"] == "9"
                 assert "x-ratelimit-limit-requests" not in headers  # rpm unlimited
                 status, headers, data = await post(s, sim, req)
                 assert status == 429 and data["error"]["type"] == "tokens"

@@ -15,6 +15,12 @@ or was cancelled, a row of a packed answer that was missing or invalid) is asked
 in a new round of batches, or handed to `fallback` (the online scheduler) when given;
 after `max_rounds` rounds it fails with the last reason. A batch a server no longer
 knows (404) is asked again too.
+
+With a `budget` (`max_cost=`), each request's bound at the batch price is reserved as
+its line is written; a batch is cut before the first request that does not fit (those
+left out are never sent, and the run ends with `BudgetReached`: status "budget").
+Batches resumed from an earlier run hold their bound too. Each answer settles what it
+cost by its `usage` (at the batch price); a request with no answer costs nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +47,9 @@ from ..protocol.batch_api import BatchAPI, BatchInfo, OutputLine, input_line
 from ..protocol.transport import Completion, parse_completion
 from ..ratelimit.headers import retry_after
 from ..report.metrics import BatchProgress, Metrics
+from ..report.pricing import BATCH_DISCOUNT
 from .batch_store import BatchRecord, BatchStore, Job
+from .budget import BatchHolds, Budget, BudgetReached
 from .retry import backoff, is_fatal
 from .scheduler import FatalError, Request
 
@@ -73,9 +81,16 @@ class BatchDispatcher:
     reformat: Callable[[Request[Job], RequestError], bool] = lambda request, error: False
     metadata: Mapping[str, str] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
+    budget: Budget | None = None
 
     async def run(self, jobs: Iterable[Job]) -> None:
-        todo = list(jobs)
+        """Ask every job; `BudgetReached` at the end when the budget left some out."""
+        self._holds = None if self.budget is None else BatchHolds(self.budget, BATCH_DISCOUNT)
+        await self._rounds(list(jobs))
+        if self._holds is not None and self._holds.cut:
+            raise BudgetReached
+
+    async def _rounds(self, todo: list[Job]) -> None:
         self._reached = False  # a Batch API call succeeded: the server is there
         self._wanted = {k for job in todo for k in job}
         self._pending: set[str] = set()
@@ -84,6 +99,11 @@ class BatchDispatcher:
         self.metrics.batches_resumed = len(waiting)
         for record in waiting:
             self._pending |= record.keys
+            for cid, job in record.jobs.items():
+                if self._holds is not None and cid not in self._holds.held:
+                    request = self.prepare(job)
+                    self._holds.take(cid, request.prompt_estimate, request.max_tokens,
+                                     sent=True)
         again = [(job, "") for job in todo]
         rounds = 0
         while True:
@@ -131,6 +151,9 @@ class BatchDispatcher:
         size, form = 0, "plain"
         for job in jobs:
             request = self.prepare(job)
+            if self._holds is not None and not self._holds.take(
+                    custom_id(job), request.prompt_estimate, request.max_tokens):
+                break  # this job and the rest are left out
             line = input_line(custom_id(job), request.body)
             if lines and (len(lines) >= batch_api.MAX_REQUESTS
                           or size + len(line) > batch_api.MAX_FILE_BYTES):
@@ -146,7 +169,12 @@ class BatchDispatcher:
 
     async def _send(self, lines: dict[str, Job], data: list[bytes], form: str) -> BatchRecord:
         name = f"pla-{int(time.time())}-{len(lines)}.jsonl"
-        file_id = await self._call(self.api.upload, b"".join(data), name)
+        try:
+            file_id = await self._call(self.api.upload, b"".join(data), name)
+        except FatalError:  # never sent: its reservations go (an online fallback may ask)
+            for cid in lines:
+                self._paid(cid, None)
+            raise
         record = await asyncio.to_thread(self.store.add, file_id, form, lines)
         self._pending |= record.keys  # from here on a rerun finds it
         info = await self._call(self.api.create, file_id, self.metadata)
@@ -155,6 +183,13 @@ class BatchDispatcher:
         self.metrics.batches_submitted += 1
         self._show(info)
         return replace(record, batch_id=info.id, status=info.status)
+
+    def _paid(self, cid: str, line: OutputLine | None) -> None:
+        if self._holds is not None:
+            answered = line is not None and line.status == 200
+            body = line.body if line is not None else None
+            self._holds.pay(cid, body.get("usage") if isinstance(body, dict) else None,
+                            answered=answered)
 
     async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """A Batch API call, retried like a request; a fatal error stops the run."""
@@ -191,6 +226,8 @@ class BatchDispatcher:
                 if info is None:
                     why = f"batch {record.batch_id} is gone from the server"
                     again += [(job, why) for job in record.jobs.values()]
+                    for cid in record.jobs:
+                        self._paid(cid, None)
                 elif info.done:
                     again += await self._collect(record, info)
                 else:
@@ -244,9 +281,12 @@ class BatchDispatcher:
                 if job is None or line.custom_id in seen:
                     continue
                 seen.add(line.custom_id)
+                self._paid(line.custom_id, line)
                 again += self._settle(job, line, record.form)
         why = f"batch {info.id} {info.status}" + (f": {info.errors[0]}" if info.errors else "")
         again += [(job, why) for cid, job in record.jobs.items() if cid not in seen]
+        for cid in record.jobs.keys() - seen:
+            self._paid(cid, None)
         return again
 
     async def _lines(self, file_id: str, lines: int) -> AsyncIterator[OutputLine]:

@@ -8,12 +8,17 @@ none); an error releases it. A request whose bound does not fit next to what is 
 and reserved waits for a reservation to settle, and when nothing is in flight and it
 still does not fit, the run stops with status "budget": the spend can never pass the
 cap, whatever the concurrency.
+
+A batch (`dispatch/batch.py`) is sent whole and answered hours later, so it does not
+wait: each of its requests `take`s its bound (at the batch price) if it fits, the
+batch is cut before the first that does not, and the answers settle the real cost.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..report.pricing import Price
 
@@ -52,6 +57,17 @@ class Budget:
                 raise BudgetReached
             self._settled.clear()
             await self._settled.wait()
+        self.hold(amount)
+
+    def take(self, amount: float) -> bool:
+        """Reserve `amount` if it fits under the cap now (True), without waiting."""
+        if self.spent + self.reserved + amount > self.cap:
+            return False
+        self.hold(amount)
+        return True
+
+    def hold(self, amount: float) -> None:
+        """Reserve `amount` whether it fits or not (a batch already sent)."""
         self.reserved += amount
         self.holds += 1
 
@@ -61,3 +77,40 @@ class Budget:
         self.reserved = max(0.0, self.reserved - reserved) if self.holds else 0.0
         self.spent += cost or 0.0
         self._settled.set()
+
+
+@dataclass
+class BatchHolds:
+    """A batch run's reservations in `budget`, by `custom_id`, at `factor` of the price
+    (the batch discount)."""
+
+    budget: Budget
+    factor: float
+    held: dict[str, float] = field(default_factory=dict)
+    cut: bool = False  # a request did not fit: it and those after it were left out
+
+    def take(self, cid: str, prompt_estimate: float, max_tokens: int, *,
+             sent: bool = False) -> bool:
+        """Reserve a request's bound if it fits (or whatever it is, `sent` already)."""
+        amount = self.budget.bound(prompt_estimate, max_tokens) * self.factor
+        if sent:
+            self.budget.hold(amount)
+        elif not self.budget.take(amount):
+            self.cut = True
+            return False
+        self.held[cid] = amount
+        return True
+
+    def pay(self, cid: str, usage: Any, *, answered: bool = True) -> None:
+        """Settle a request: by its answer's `usage`, its bound when the answer had none,
+        nothing when it was not answered (a failed request, an expired batch)."""
+        held = self.held.pop(cid, None)
+        cost = held if answered else None
+        if answered and isinstance(usage, dict):
+            tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            if all(isinstance(t, int) for t in tokens):
+                cost = (self.budget.cost(*tokens) or 0.0) * self.factor
+        if held is None:  # not reserved by this run (answered twice): counted anyway
+            self.budget.spent += cost or 0.0
+        else:
+            self.budget.settle(held, cost)

@@ -48,9 +48,7 @@ def estimate_run(run: Run) -> Estimate:
         completion = min(completion_max, completion_seen / requests_seen * len(jobs))
     else:
         latency = 0.0
-        structured = run.task.schema(None) is not None  # labels or fields: short answers
-        per_row = run.task.row_answer_tokens() if structured else run.task.max_tokens / 2
-        completion = min(completion_max, per_row * len(todo))
+        completion = min(completion_max, run.task.expected_answer_tokens() * len(todo))
     wall, basis = _wall(run, len(jobs), prompt + completion_max, shared,
                         latency / usage[0] if usage else None)
     if s.batch and jobs:

@@ -12,7 +12,7 @@ from ..protocol.packing import ROW_OVERHEAD_TOKENS, auto_rows, pack_system, pack
 from ..protocol.prompts import build_messages
 from ..protocol.structured import Negotiator, rejects_format, response_format
 from ..tasks.base import Task
-from ..text import estimate_tokens
+from ..text import estimate_prompt_tokens
 
 Job = tuple[str, ...]  # piece keys sent in one request
 
@@ -56,7 +56,7 @@ class RequestBuilder:
         }
         if fmt is not None:
             body["response_format"] = fmt
-        estimate = estimate_tokens(system) + estimate_tokens(user) + 8
+        estimate = estimate_prompt_tokens(system) + estimate_prompt_tokens(user) + 8
         return Request(job, body, estimate, max_tokens, form if fmt is not None else "plain")
 
     def refresh(self, request: Request[Job]) -> Request[Job]:

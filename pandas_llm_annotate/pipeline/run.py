@@ -155,7 +155,7 @@ class Run:
                 on_failure=scheduler.on_failure, needed=self.sink.needed, metrics=self.metrics,
                 max_rounds=s.max_retries, poll_s=s.batch_poll_s, reformat=builder.reformat,
                 fallback=scheduler.run if s.batch_fallback == "online" else None,
-                metadata={"source": "pandas-llm-annotate"},
+                metadata={"source": "pandas-llm-annotate"}, budget=self.budget,
             )
             with limits[0]:
                 async with transport:

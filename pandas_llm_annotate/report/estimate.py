@@ -17,10 +17,11 @@ class Estimate:
 
     Token counts are estimates: `prompt_tokens` is calibrated from the `usage` servers
     returned for earlier answers in the same cache namespace (`calibrated_from` answers;
-    0: the package's own estimate, ≈4 characters or 1 CJK character per token);
+    0: the package's own estimate, `text.estimate_prompt_tokens`: ≈4 characters or 1 CJK
+    character per token, plus one per underscore and per two double quotes);
     `completion_tokens_max` is the upper bound (`max_tokens` of every request), and
-    `completion_tokens` the expected value (learned the same way, else a guess: a
-    label's tokens per row, half of `max_tokens` for free text). With `batch` (a run
+    `completion_tokens` the expected value (learned the same way, else a guess: the
+    mean label's tokens per row, half of `max_tokens` for free text). With `batch` (a run
     through a Batch API) the costs are at the batch price (`BATCH_DISCOUNT` of `price`)."""
 
     model: str

@@ -12,16 +12,18 @@ injected faults and deterministic answers, for tests and benchmarks::
 Modules: ``config`` (settings), ``answers`` (deterministic answers),
 ``buckets`` and ``limits`` (rate limits and their headers), ``faults`` (the seeded
 fault and latency rolls), ``replies`` (JSON and SSE answers, faults struck in them),
-``wire`` (request validation, error bodies), ``batches`` (the Files and Batches
-endpoints: upload, the batch life cycle, output and error files), ``stats``,
+``wire`` (request validation, error bodies), ``tokens`` (its token count: not the
+client's estimate), ``batches`` (the Files and Batches endpoints: upload, the batch
+life cycle, output and error files), ``stats``,
 ``server`` (the checks' order, the aiohttp app), ``runner`` (``serve``) and
 ``__main__`` (CLI).
 """
 
-from .answers import answer_messages, answer_text, estimate_tokens
+from .answers import answer_messages, answer_text
 from .config import FAULT_KINDS, SimulatorConfig
 from .runner import SimulatorHandle, serve
 from .server import create_app
+from .tokens import count_tokens
 
 __all__ = [
     "FAULT_KINDS",
@@ -29,7 +31,7 @@ __all__ = [
     "SimulatorHandle",
     "answer_messages",
     "answer_text",
+    "count_tokens",
     "create_app",
-    "estimate_tokens",
     "serve",
 ]

@@ -15,22 +15,15 @@ from functools import lru_cache
 from typing import Any
 
 from ..protocol.prompts import DEFINED_LABELS, MULTI_LABEL
-from ..text import estimate_tokens as _estimate
 from .extract import SimField, answer_fields, fields_of_schema, parse_fields
 from .words import answer_text
 
 __all__ = [
     "answer_messages",
     "answer_text",
-    "estimate_tokens",
     "message_text",
     "parse_labels",
 ]
-
-
-def estimate_tokens(text: str) -> int:
-    """The token count the simulator reports: the client's estimate, at least 1."""
-    return max(1, _estimate(text))
 
 
 def message_text(content: Any) -> str:

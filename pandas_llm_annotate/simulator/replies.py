@@ -12,10 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from .answers import answer_messages, estimate_tokens
+from .answers import answer_messages
 from .config import SimulatorConfig
 from .faults import reset, server_error
 from .stats import Stats
+from .tokens import count_tokens
 from .wire import JSON
 
 _STREAM_PIECES = 4
@@ -48,7 +49,7 @@ class Replies:
         content, texts = answer_messages(body["messages"], body.get("response_format"),
                                          bad_fields=self.config.bad_fields,
                                          seed=self.config.seed)
-        completion = estimate_tokens(content)
+        completion = count_tokens(content)
         base = {
             "id": f"chatcmpl-sim{next(self._ids):08x}",
             "object": obj,

@@ -15,13 +15,14 @@ from typing import Any
 
 from aiohttp import web
 
-from .answers import estimate_tokens, message_text
+from .answers import message_text
 from .batches import Batches
 from .config import SimulatorConfig
 from .faults import Dice
 from .limits import RateLimits
 from .replies import Replies
 from .stats import Stats
+from .tokens import prompt_tokens
 from .wire import bad_request, error, validate
 
 __all__ = ["SIMULATOR", "Simulator", "create_app", "start_site"]
@@ -65,8 +66,7 @@ class Simulator:
             message, param = problem
             return 400, {"error": {"message": message, "type": "invalid_request_error",
                                    "param": param, "code": None}}, [], 0, 0
-        prompt = estimate_tokens(
-            "\n".join(message_text(m.get("content")) for m in body["messages"]))
+        prompt = prompt_tokens(message_text(m.get("content")) for m in body["messages"])
         payload, texts = self.replies.completion(body, prompt)
         return 200, payload, texts, prompt, payload["usage"]["completion_tokens"]
 
@@ -98,7 +98,7 @@ class Simulator:
             return error(503, "The server is overloaded", "server_error", None)
 
         messages: list[dict[str, Any]] = body["messages"]
-        prompt = estimate_tokens("\n".join(message_text(m.get("content")) for m in messages))
+        prompt = prompt_tokens(message_text(m.get("content")) for m in messages)
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
         cost = prompt + (_DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens)
         limited, headers = self.limits.check(cost, model)

@@ -83,6 +83,11 @@ class Task(Protocol):
         """Answer tokens one row needs inside a packed JSON answer."""
         ...
 
+    def expected_answer_tokens(self) -> float:
+        """Answer tokens one row is expected to use: the estimate's guess before any
+        `usage` calibrates it (`row_answer_tokens` is the bound)."""
+        ...
+
     def schema(self, rows: int | None) -> dict[str, Any] | None: ...
 
     @property

@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from ..protocol.matching import merge_answers, normalize_answer
 from ..protocol.prompts import check_labels, system_prompt
 from ..protocol.structured import label_schema, pack_schema
-from ..text import estimate_tokens
+from ..text import estimate_prompt_tokens, estimate_tokens
 from .base import Verdict
 from .examples import example_pairs, examples_block, with_examples
 from .fields import Field
@@ -186,6 +186,15 @@ class LabelTask:
         if self.labels:
             return max(estimate_tokens(label) for label in self.labels) + 4
         return self.max_tokens
+
+    def expected_answer_tokens(self) -> float:
+        """One label: the mean label (as a prompt counts it) and the JSON around it; a
+        list of labels: its bound; no labels (free text): half of `max_tokens`."""
+        if self.multi:
+            return self.row_answer_tokens()
+        if self.labels:
+            return sum(map(estimate_prompt_tokens, self.labels)) / len(self.labels) + 4
+        return self.max_tokens / 2
 
     def schema(self, rows: int | None) -> dict[str, Any] | None:
         """The JSON schema of an answer: one row (`rows=None`; labels only) or a pack."""

@@ -151,6 +151,9 @@ class SchemaTask:
     def row_answer_tokens(self) -> int:
         return self.max_tokens
 
+    def expected_answer_tokens(self) -> float:
+        return self.max_tokens
+
     def schema(self, rows: int | None) -> dict[str, Any] | None:
         one = row_schema(self.fields)
         return one if rows is None else pack_schema(rows, one)
