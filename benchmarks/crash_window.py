@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     with serve(latency=0, subprocess=True) as sim, tempfile.TemporaryDirectory() as tmp:
         for i, share in enumerate(shares):
             runs.append(one_kill(sim, args.rows, share, Path(tmp) / f"cache-{i}"))
-    publish("crash_window", table(runs, args.rows), {"runs": runs, "rows": args.rows})
+    publish("crash_window", table(runs, args.rows),
+            {"runs": runs, "rows": args.rows, "in_flight": CONCURRENCY,
+             "load": round(os.getloadavg()[0], 1)})
     return 0
 
 

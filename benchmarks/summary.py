@@ -25,6 +25,8 @@ that cannot be read is named under the table. The fields it relies on:
 - ``extract.json``: ``extract``: {name: ``prompt_tokens_per_row``}, a name with "auto"
   against one with "1 row/request".
 - ``real_llm.json``: ``concurrency[]`` and ``bare[]``: ``max_concurrency``, ``rows_per_s``.
+- ``estimate.json``: ``rows[]``: ``server``, ``k``, ``part``, ``est_prompt``, ``prompt``.
+- ``crash_window.json``: ``in_flight``, ``load``, ``runs[]``: ``asked_again``, ``lost``.
 - any file: ``machine`` (``cores``, ``cpu``, ``ram_gb``, ``python``, ``load_average``),
   written by `benchmarks.results`; without one, the machine printing the table is shown.
 """
@@ -47,7 +49,8 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.*` importable
 from benchmarks.results import RESULTS, machine
 
 ORDER = ("core", "rpm", "rpm-noheaders", "tpm", "overhead", "queue", "memory", "faults",
-         "semantic-rpm", "semantic", "batch", "servers", "dask_rpm", "extract", "real_llm")
+         "semantic-rpm", "semantic", "batch", "estimate", "crash_window", "servers", "dask_rpm",
+         "extract", "real_llm")
 OTHERS = ("bare", "openai", "lotus", "seed", "sequential")  # the other clients' rows
 HEADER = ("scenario", "compared", "this package", "floor", "× floor", "429s / rows lost",
           "load")
@@ -236,9 +239,33 @@ def real_llm_lines(name: str, data: dict[str, Any]) -> list[Line]:
             for r in dicts(data.get("concurrency"))]
 
 
+def _int(value: Any) -> int | None:
+    n = num(value)
+    return None if n is None else int(n)
+
+
+def estimate_lines(name: str, data: dict[str, Any]) -> list[Line]:
+    return [Line(name, f"{r.get('server')} k={r.get('k')}, {r.get('part')}: estimated vs "
+                       "actual prompt tokens", _int(r.get("est_prompt")), _int(r.get("prompt")))
+            for r in dicts(data.get("rows")) if "first" in str(r.get("part"))
+            or str(r.get("part")).rsplit(", ", 1)[-1] == "calibrated"]
+
+
+def crash_lines(name: str, data: dict[str, Any]) -> list[Line]:
+    runs = dicts(data.get("runs"))
+    again = [num(r.get("asked_again")) for r in runs]
+    if not runs or any(a is None for a in again):
+        return []
+    lost = sum(int(num(r.get("lost")) or 0) for r in runs)
+    return [Line(name, f"SIGKILL then rerun ({len(runs)} kills): answers asked again, worst, "
+                       "vs requests in flight", _int(max(a for a in again if a is not None)),
+                 _int(data.get("in_flight")), (None, lost), load=get(data, "load"))]
+
+
 READERS: dict[str, Callable[[str, dict[str, Any]], list[Line]]] = {
     "batch": batch_lines, "servers": servers_lines, "dask_rpm": dask_lines,
-    "extract": extract_lines, "real_llm": real_llm_lines,
+    "extract": extract_lines, "real_llm": real_llm_lines, "estimate": estimate_lines,
+    "crash_window": crash_lines,
 }
 
 

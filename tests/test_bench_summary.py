@@ -61,6 +61,15 @@ def fake_results(folder: Path) -> None:
     write(folder, "batch", {"runs": [{"run": "batch k=1", "billed_usd": 0.5,
                                       "est_usd": 0.4}],
                             "kill": {"batches_submitted_twice": 0, "rows": 10, "answered": 9}})
+    write(folder, "estimate", {"rows": [
+        {"server": "sim", "k": "1", "part": "first half, uncalibrated", "est_prompt": 110,
+         "prompt": 100},
+        {"server": "sim", "k": "1", "part": "second half, uncalibrated", "est_prompt": 1,
+         "prompt": 100},  # the uncalibrated second half is not a line
+        {"server": "sim", "k": "1", "part": "second half, calibrated", "est_prompt": 99,
+         "prompt": 100}]})
+    write(folder, "crash_window", {"in_flight": 64, "load": 1.5, "runs": [
+        {"asked_again": 70, "lost": 0}, {"asked_again": 160, "lost": 1}]})
     (folder / "broken.json").write_text("{not json", encoding="utf-8")
     write(folder, "mystery", {"something": 1})
 
@@ -89,6 +98,12 @@ def test_every_ratio_is_computed_from_the_files(tmp_path: Path) -> None:
         ["21.00", "20.00", "1.05", "3 / 0"]
     assert rows["batch k=1: billed $ vs the estimate"][4] == "1.25"
     assert rows["SIGKILL mid-batch, rerun: batches submitted twice (floor 0)"][5] == "- / 1"
+    est = "sim k=1, {}: estimated vs actual prompt tokens"
+    assert rows[est.format("first half, uncalibrated")][2:5] == ["110", "100", "1.10"]
+    assert rows[est.format("second half, calibrated")][2:5] == ["99", "100", "0.99"]
+    assert est.format("second half, uncalibrated") not in rows
+    crash = rows["SIGKILL then rerun (2 kills): answers asked again, worst, vs requests in flight"]
+    assert crash[2:] == ["160", "64", "2.50", "- / 1", "1.5"]
     # this package's rows only: neither a floor against itself nor another client
     assert not [k for k in rows if k.startswith(("openai", "bare", "pla faults 0%:"))]
     # the scenarios in the README's order, then the others
