@@ -88,6 +88,41 @@ def test_estimate_in_batch_mode_costs_half(tmp_path: Path) -> None:
     assert batch.wall_s is None and "24 h" in batch.wall_basis
 
 
+def test_batch_answers_calibrate_the_next_estimate_without_a_latency(tmp_path: Path) -> None:
+    """A batch run stores its usage: the next estimate in that namespace is calibrated
+    from it, and its wall time does not take the batch's answers for 0-second ones."""
+    cache = tmp_path / "c"
+    with serve(batch_delay=0.2) as sim:
+        label(sim, cache)
+        stats = sim.stats()
+        df = pd.DataFrame({"text": [f"another {t}" for t in TEXTS]})
+        est = df.llm.estimate("text", labels=LABELS, model="gpt-4o-mini",
+                              base_url=sim.base_url, cache=str(cache))
+    assert est.calibrated_from == DISTINCT
+    actual = stats["prompt_tokens"] / DISTINCT  # per request, as the server counted
+    assert est.prompt_tokens / DISTINCT == pytest.approx(actual, rel=0.05)
+    assert "per answer" not in est.wall_basis  # no latency learned from a batch
+    with sqlite3.connect(cache / "answers.sqlite") as conn:
+        requests, timed = conn.execute("SELECT requests, timed FROM usage").fetchone()
+    assert (requests, timed) == (DISTINCT, 0)
+
+
+def test_a_usage_table_from_before_timed_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "answers.sqlite"
+    with sqlite3.connect(path) as conn:  # the table as earlier versions wrote it
+        conn.execute("CREATE TABLE usage (namespace TEXT PRIMARY KEY, requests INTEGER NOT NULL,"
+                     " estimated_prompt REAL NOT NULL, prompt INTEGER NOT NULL,"
+                     " completion INTEGER NOT NULL, latency REAL NOT NULL)")
+        conn.execute("INSERT INTO usage VALUES ('ns', 10, 90.0, 100, 20, 3.0)")
+    from pandas_llm_annotate.pipeline.cache import Cache
+
+    cache = Cache.open(str(path))
+    try:
+        assert cache.usage("ns") == (10, 90.0, 100, 20, 3.0, 10)  # every old answer timed
+    finally:
+        cache.close()
+
+
 def test_packed_rows_and_large_jobs_split_across_batches(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(batch_api, "MAX_REQUESTS", 40)

@@ -304,6 +304,14 @@ class BatchDispatcher:
                 attempt += 1
                 await asyncio.sleep(self._backoff(exc, attempt))
 
+    def _estimate(self, job: Job) -> int | None:
+        """Our prompt estimate of `job`, for calibration; None for a job of a resumed
+        batch whose texts are not in this run (its body cannot be built here)."""
+        try:
+            return self.prepare(job).prompt_estimate
+        except KeyError:
+            return None
+
     def _settle(self, job: Job, line: OutputLine, form: str) -> list[tuple[Job, str]]:
         if not any(self.needed(k) for k in job):
             return []  # answered already (an earlier run collected part of this batch)
@@ -322,7 +330,8 @@ class BatchDispatcher:
                 error = exc
             else:
                 self.metrics.batch_answered(completion.prompt_tokens,
-                                            completion.completion_tokens)
+                                            completion.completion_tokens,
+                                            estimate=self._estimate(job))
                 return [(again, "asked again alone after a packed answer missed it")
                         for again in self.on_answer(job, completion)]
         if not error.retryable:

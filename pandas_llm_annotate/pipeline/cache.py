@@ -34,12 +34,14 @@ SCHEMA = ("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, answer TEXT
 INSERT = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)"
 USAGE = ("CREATE TABLE IF NOT EXISTS usage (namespace TEXT PRIMARY KEY, requests INTEGER NOT NULL,"
          " estimated_prompt REAL NOT NULL, prompt INTEGER NOT NULL, completion INTEGER NOT NULL,"
-         " latency REAL NOT NULL)")
-ADD_USAGE = ("INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(namespace) DO UPDATE SET"
+         " latency REAL NOT NULL, timed INTEGER NOT NULL DEFAULT 0)")
+# `timed`: the answers `latency` sums over (a batch answer has usage but no latency of its own)
+ADD_TIMED = "ALTER TABLE usage ADD COLUMN timed INTEGER NOT NULL DEFAULT 0"
+ADD_USAGE = ("INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(namespace) DO UPDATE SET"
              " requests = requests + excluded.requests,"
              " estimated_prompt = estimated_prompt + excluded.estimated_prompt,"
              " prompt = prompt + excluded.prompt, completion = completion + excluded.completion,"
-             " latency = latency + excluded.latency")
+             " latency = latency + excluded.latency, timed = timed + excluded.timed")
 LOCK_WAIT_S = 30.0  # how long a write waits for a lock another process holds
 HINT = "Pass cache=False to run without a cache, or cache='<another folder>'."
 
@@ -105,6 +107,12 @@ def _connect(target: Path, *, read_only: bool) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(SCHEMA)
         conn.execute(USAGE)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(usage)")}
+        if "timed" not in columns:  # a file from before batch answers were counted
+            conn.execute("BEGIN")
+            conn.execute(ADD_TIMED)
+            conn.execute("UPDATE usage SET timed = requests")
+            conn.execute("COMMIT")
     conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # "not a database"?
     return conn
 
@@ -203,19 +211,20 @@ class Cache:
             return self.writable
         return self._writer.flush()
 
-    def usage(self, namespace: str) -> tuple[int, float, int, int, float] | None:
-        """(requests, estimated prompt, prompt, completion, latency) summed over the
-        answers with `usage` in this namespace, or None when there are none."""
+    def usage(self, namespace: str) -> tuple[int, float, int, int, float, int] | None:
+        """(requests, estimated prompt, prompt, completion, latency, timed) summed over
+        the answers with `usage` in this namespace (latency over the `timed` ones), or
+        None when there are none."""
         try:
             row = self._conn.execute(
-                "SELECT requests, estimated_prompt, prompt, completion, latency FROM usage"
-                " WHERE namespace = ?", (namespace,)).fetchone()
+                "SELECT requests, estimated_prompt, prompt, completion, latency, timed"
+                " FROM usage WHERE namespace = ?", (namespace,)).fetchone()
         except sqlite3.Error:  # an older or read-only file without the table
             return None
         return None if row is None or not row[0] else tuple(row)
 
     def add_usage(self, namespace: str, requests: int, estimated_prompt: float, prompt: int,
-                  completion: int, latency: float) -> None:
+                  completion: int, latency: float, timed: int) -> None:
         """Add a run's usage sums (see `usage`); a cache that cannot be written skips it."""
         writer = self._writer
         if not self.writable or not requests or (
@@ -223,7 +232,7 @@ class Cache:
             return
         with contextlib.suppress(sqlite3.Error):
             self._conn.execute(ADD_USAGE, (namespace, requests, estimated_prompt, prompt,
-                                           completion, latency))
+                                           completion, latency, timed))
 
     def put_many(self, items: Iterable[tuple[str, str]], namespace: str) -> None:
         now = time.time()

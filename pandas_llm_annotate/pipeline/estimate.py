@@ -42,15 +42,15 @@ def estimate_run(run: Run) -> Estimate:
     scale_up = len(jobs) / len(sample) if sample else 0.0
     prompt = sum(r.prompt_estimate for r in sample) * scale_up
     completion_max = sum(r.max_tokens for r in sample) * scale_up
-    if usage is not None:  # (requests, estimated prompt, prompt, completion, latency)
-        requests_seen, estimated, actual, completion_seen, latency = usage
+    mean_latency = None
+    if usage is not None:  # (requests, estimated prompt, prompt, completion, latency, timed)
+        requests_seen, estimated, actual, completion_seen, latency, timed = usage
         prompt *= actual / estimated if estimated else 1.0
         completion = min(completion_max, completion_seen / requests_seen * len(jobs))
+        mean_latency = latency / timed if timed else None  # batch answers have none
     else:
-        latency = 0.0
         completion = min(completion_max, run.task.expected_answer_tokens() * len(todo))
-    wall, basis = _wall(run, len(jobs), prompt + completion_max, shared,
-                        latency / usage[0] if usage else None)
+    wall, basis = _wall(run, len(jobs), prompt + completion_max, shared, mean_latency)
     if s.batch and jobs:
         wall, basis = None, "Batch API: within its 24 h completion window"
     return Estimate(

@@ -114,7 +114,7 @@ class Run:
             if cache is not None:
                 u = self.metrics.usage
                 await asyncio.to_thread(self._close, cache, u.requests, u.estimated_prompt,
-                                        u.prompt, u.completion, u.latency)
+                                        u.prompt, u.completion, u.latency, u.timed)
                 self.metrics.note(cache.notice)
         self.metrics.finish("finished")
         answers = self.pieces.text_answers(self.sink.answers, self.task.merge)

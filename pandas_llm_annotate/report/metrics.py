@@ -22,14 +22,18 @@ class Usage:
     estimated_prompt: float = 0.0  # our estimate of their prompt tokens
     prompt: int = 0  # what the server counted
     completion: int = 0
-    latency: float = 0.0
+    latency: float = 0.0  # summed over the `timed` answers
+    timed: int = 0  # answers with a latency of their own (not those of a batch)
 
-    def add(self, estimate: float, prompt: int, completion: int, latency: float) -> None:
+    def add(self, estimate: float, prompt: int, completion: int,
+            latency: float | None) -> None:
         self.requests += 1
         self.estimated_prompt += estimate
         self.prompt += prompt
         self.completion += completion
-        self.latency += latency
+        if latency is not None:
+            self.timed += 1
+            self.latency += latency
 
 
 @dataclass(frozen=True)
@@ -135,8 +139,12 @@ class Metrics:
         self.prompt_tokens += prompt or 0
         self.completion_tokens += completion or 0
 
-    def batch_answered(self, prompt: int | None, completion: int | None) -> None:
-        """A request of a batch answered (no latency: the batch has its own timing)."""
+    def batch_answered(self, prompt: int | None, completion: int | None, *,
+                       estimate: int | None = None) -> None:
+        """A request of a batch answered (no latency: the batch has its own timing);
+        with our `estimate` of its prompt it calibrates later estimates too."""
+        if prompt is not None and completion is not None and estimate is not None:
+            self.usage.add(estimate, prompt, completion, None)
         self.prompt_tokens += prompt or 0
         self.completion_tokens += completion or 0
         self.batch_tokens = (self.batch_tokens[0] + (prompt or 0),
