@@ -45,6 +45,8 @@ COLUMNS = {
         [1, 1.0, True, "1", "True", "1.0", None, 2, 2.0, 0, False, ""], dtype=object),
     "string dtype": pd.Series(["x", None, "y", "x", "", " ", "z", "y"], dtype="string"),
     "blank first": pd.Series(["", " ", "q", "", "q", "r"]),
+    "default str with missing": pd.Series(["q", None, "", np.nan, "q", " r ", "r"]),
+    "arrow strings": pd.Series(["m", None, " ", "n", "m", ""], dtype="string[pyarrow]"),
     "all missing": pd.Series([None, np.nan, "", "  "], dtype=object),
     "empty": pd.Series([], dtype=object),
     "categorical": pd.Series(pd.Categorical(["u", "v", "u", None, "w"])),
