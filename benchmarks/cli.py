@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from benchmarks.child import OFFLINE_ENV
 from benchmarks.results import RESULTS, Scenario, write
-from benchmarks.scenarios import core, faults, memory, overhead, queue, rpm, semantic_rpm
+from benchmarks.scenarios import core, faults, memory, overhead, queue, rpm, scale, semantic_rpm
 from benchmarks.summary import summary
 
 SCENARIOS: dict[str, Callable[[bool], Scenario]] = {
@@ -21,9 +21,12 @@ SCENARIOS: dict[str, Callable[[bool], Scenario]] = {
     "queue": queue.run,
     "overhead": overhead.run,
     "memory": memory.run,
+    "scale": scale.run,
     "faults": faults.run,
     "semantic-rpm": semantic_rpm.run,
 }
+
+ON_REQUEST = ("scale",)  # 10,000,000 rows: run only when named in --only
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -34,9 +37,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="run nothing: print one table of every result in "
                              "benchmarks/results/ (see benchmarks/summary.py)")
     parser.add_argument("--only", default="",
-                        help=f"comma-separated scenarios out of: {', '.join(SCENARIOS)}")
+                        help=f"comma-separated scenarios out of: {', '.join(SCENARIOS)} "
+                             f"({', '.join(ON_REQUEST)} only when named: ~30 min)")
     args = parser.parse_args(argv)
-    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(SCENARIOS)
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or [
+        n for n in SCENARIOS if n not in ON_REQUEST]
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")

@@ -1,6 +1,6 @@
 """Benchmarks: ``python benchmarks/run.py [--quick] [--only NAME,...]`` (or
 ``python3 dev.py bench``). Scenarios: core, rpm, rpm-noheaders, tpm, queue, overhead,
-memory.
+memory, and scale when named in ``--only``.
 See ``benchmarks/README.md``."""
 
 from __future__ import annotations

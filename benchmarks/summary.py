@@ -20,6 +20,7 @@ that cannot be read is named under the table. The fields it relies on:
   ``batches_submitted_twice``, ``rows``, ``answered``.
 - ``servers.json``: ``runs`` (or the top level): {name: ``rows_per_s``, ``lost``}, the
   first one server.
+- ``dask_memory.json``: ``rows``, ``rows_per_s``, ``worker_peak_mb[]``, ``client_peak_mb``.
 - ``dask_rpm.json``: ``bound_s``, ``runs[]``: ``contender``, ``wall_s``, ``rate_limited``,
   ``lost``.
 - ``extract.json``: ``extract``: {name: ``prompt_tokens_per_row``}, a name with "auto"
@@ -48,8 +49,9 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.*` importable
 
 from benchmarks.results import RESULTS, machine
 
-ORDER = ("core", "rpm", "rpm-noheaders", "tpm", "overhead", "queue", "memory", "faults",
-         "semantic-rpm", "semantic", "batch", "estimate", "crash_window", "servers", "dask_rpm",
+ORDER = ("core", "rpm", "rpm-noheaders", "tpm", "overhead", "queue", "memory", "scale",
+         "faults", "semantic-rpm", "semantic", "batch", "estimate", "crash_window", "servers",
+         "dask_rpm", "dask_memory",
          "extract", "real_llm")
 OTHERS = ("bare", "openai", "lotus", "seed", "sequential")  # the other clients' rows
 HEADER = ("scenario", "compared", "this package", "floor", "× floor", "429s / rows lost",
@@ -218,6 +220,16 @@ def dask_lines(name: str, data: dict[str, Any]) -> list[Line]:
             for r in dicts(data.get("runs"))]
 
 
+def dask_memory_lines(name: str, data: dict[str, Any]) -> list[Line]:
+    rows, load = f"{num(data.get('rows')) or 0:,.0f} rows", get(data, "load_average", 0, 0)
+    workers = [w for x in (data.get("worker_peak_mb") or []) if (w := num(x)) is not None]
+    return [Line(name, f"{rows}: rows/s (no floor)", num(data.get("rows_per_s")), load=load),
+            Line(name, f"{rows}: largest worker's peak RSS MB (no floor)",
+                 max(workers, default=None), load=load),
+            Line(name, f"{rows}: client's peak RSS MB (no floor)",
+                 num(data.get("client_peak_mb")), load=load)]
+
+
 def extract_lines(name: str, data: dict[str, Any]) -> list[Line]:
     found = data.get("extract")
     runs: dict[str, Any] = found if isinstance(found, dict) else {}
@@ -264,8 +276,8 @@ def crash_lines(name: str, data: dict[str, Any]) -> list[Line]:
 
 READERS: dict[str, Callable[[str, dict[str, Any]], list[Line]]] = {
     "batch": batch_lines, "servers": servers_lines, "dask_rpm": dask_lines,
-    "extract": extract_lines, "real_llm": real_llm_lines, "estimate": estimate_lines,
-    "crash_window": crash_lines,
+    "dask_memory": dask_memory_lines, "extract": extract_lines, "real_llm": real_llm_lines,
+    "estimate": estimate_lines, "crash_window": crash_lines,
 }
 
 

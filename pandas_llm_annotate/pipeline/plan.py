@@ -44,22 +44,34 @@ class Plan:
 
 def plan_column(values: pd.Series) -> Plan:
     """Missing cells (NaN, None, pd.NA, empty or blank strings) get no text; other
-    non-string cells are converted with `str()`; equal texts share one code."""
-    cells = values.to_numpy(dtype=object)
-    present = np.flatnonzero(~pd.isna(cells)).tolist()
-    positions: list[int] = []
-    texts: list[str] = []
-    for i in present:
-        cell = cells[i]
-        text = cell if type(cell) is str else str(cell)
-        if text and not text.isspace():
-            positions.append(i)
-            texts.append(text)
-    codes, uniques = pd.factorize(np.array(texts, dtype=object))
-    return Plan(
-        rows=len(cells),
-        positions=np.asarray(positions, dtype=np.int64),
-        codes=codes.astype(np.int64),
-        texts=list(uniques),
-    )
+    non-string cells are converted with `str()`; equal texts share one code.
 
+    Vectorised: the present cells are factorized once (C speed), and only the distinct
+    values are looked at in Python (converted, checked for blanks)."""
+    if isinstance(values.dtype, pd.StringDtype):  # pandas' own strings (Arrow or not):
+        # factorized where they are, never a Python object per row
+        every, found = values.factorize(use_na_sentinel=True)
+        present = np.flatnonzero(every >= 0)
+        codes, uniques, strings = every[present], np.asarray(found, dtype=object), True
+    else:
+        cells = values.to_numpy(dtype=object)
+        present = np.flatnonzero(~pd.isna(cells))
+        kept = cells[present]
+        strings = pd.api.types.infer_dtype(kept, skipna=False) in ("string", "empty")
+        if strings:
+            codes, uniques = pd.factorize(kept)
+    if not strings or any(type(u) is not str for u in uniques):
+        # Other cells: converted one by one first, so values that are equal but print
+        # apart (1 and True, 1 and 1.0) stay apart, as their texts do.
+        kept = np.array([c if type(c) is str else str(c)
+                         for c in values.to_numpy(dtype=object)[present]], dtype=object)
+        codes, uniques = pd.factorize(kept)
+    texts: list[str] = list(uniques)
+    blank = np.fromiter((not t or t.isspace() for t in texts), dtype=bool, count=len(texts))
+    if blank.any():  # drop the rows of blank texts and renumber the others
+        renumber = np.cumsum(~blank) - 1
+        keep = ~blank[codes]
+        present, codes = present[keep], renumber[codes[keep]]
+        texts = [t for t, b in zip(texts, blank, strict=True) if not b]
+    return Plan(rows=len(values), positions=present.astype(np.int64),
+                codes=np.asarray(codes, dtype=np.int64), texts=texts)

@@ -266,5 +266,6 @@ class Run:
                                       self.sink.failed, self.sink.answers, unasked)
         hits = None
         if self.stage is not None:
-            hits = hits_table(self.plan, self.values.index, self.pieces.users, self.stage.hits)
+            hits = hits_table(self.plan, self.values.index, self.pieces.users_of,
+                              self.stage.hits)
         return Report.from_metrics(self.metrics, failures, semantic_hits=hits)

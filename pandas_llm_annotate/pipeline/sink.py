@@ -53,8 +53,7 @@ class AnswerSink:
         found = await asyncio.to_thread(cache.get_many, list(self.pieces.text))
         self.answers.update(found)
         self.metrics.cache_hits = len(found)
-        for key in found:
-            self.metrics.rows_done += self.pieces.settle(key)
+        self.metrics.rows_done += self.pieces.settle_many(found)
 
     def todo(self) -> list[str]:
         return [k for k in self.pieces.text if k not in self.answers]

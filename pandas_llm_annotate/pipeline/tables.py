@@ -22,19 +22,19 @@ def empty_hits() -> pd.DataFrame:
     return pd.DataFrame(columns=SEMANTIC_HIT_COLUMNS)
 
 
-def hits_table(plan: Plan, index: pd.Index, users: Mapping[str, Sequence[int]],
+def hits_table(plan: Plan, index: pd.Index, users: Callable[[str], Sequence[int]],
                hits: Mapping[str, Any]) -> pd.DataFrame:
     """Rows (by the frame's index) answered from a semantic hit: the text (or chunk),
     the cached text whose answer it reused, the cosine similarity and the answer.
 
-    `hits` maps a piece key to a `stage.Hit`; `users` maps it to the ids of the texts
+    `hits` maps a piece key to a `stage.Hit`; `users(key)` gives the ids of the texts
     that contain the piece.
     """
     if not hits:
         return empty_hits()
     by_text: dict[int, list[Any]] = {}
     for key, hit in hits.items():
-        for tid in users.get(key, ()):
+        for tid in users(key):
             by_text.setdefault(tid, []).append(hit)
     rows, codes = plan.rows_of(list(by_text))
     order = np.argsort(rows, kind="stable")
@@ -62,7 +62,8 @@ def failures_table(plan: Plan, index: pd.Index, pieces: Pieces,
     (`filled(text id)`: the fields with a value in the text's merged answer): the
     field, the reason, and the raw value as JSON text (None: the field was missing)."""
     by_text: dict[int, list[Line]] = {}
-    for tid, keys in enumerate(pieces.keys):
+    for tid in _to_look_at(pieces, failed, answers, problems).tolist():
+        keys = pieces.flat[pieces.start[tid]:pieces.start[tid + 1]]
         for i, key in enumerate(keys):
             if key in failed:
                 error, raw = failed[key]
@@ -81,6 +82,22 @@ def failures_table(plan: Plan, index: pd.Index, pieces: Pieces,
     columns = FAILURE_COLUMNS if problems is None else FIELD_FAILURE_COLUMNS
     cells = {name: [r[i] for r in records] for i, name in enumerate(FIELD_FAILURE_COLUMNS)}
     return pd.DataFrame({name: cells[name] for name in columns}, columns=columns)
+
+
+def _to_look_at(pieces: Pieces, failed: Mapping[str, object], answers: Mapping[str, str],
+                problems: Mapping[str, object] | None) -> np.ndarray:
+    """The texts with a piece that failed, has no answer, or (with `problems`) has a
+    problem: only they can have a line, the others are skipped at array speed."""
+    flag = np.fromiter((k not in answers for k in pieces.text), dtype=bool,
+                       count=len(pieces.text))
+    for marked in (failed, problems or {}):
+        if marked:
+            numbers = pieces.numbers(marked)
+            flag[numbers[numbers >= 0]] = True
+    per_piece = flag[pieces.piece].astype(np.int64)
+    if not len(per_piece):
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.add.reduceat(per_piece, pieces.start[:-1]))
 
 
 def _chunk(i: int, keys: Sequence[str]) -> str:
