@@ -285,12 +285,14 @@ def copy_input_file(sim: SimulatorHandle, batch_id: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("lost", ["nothing", "the batch id", "the batch", "nothing; a subset"])
+@pytest.mark.parametrize("lost", ["nothing", "the batch id", "the batch", "nothing; a subset",
+                                  "nothing; a subset under max_cost"])
 def test_a_run_killed_while_its_batch_runs_is_resumed(tmp_path: Path, lost: str) -> None:
     """SIGKILL while the batch is in progress; the rerun submits nothing again, also when
     the kill came before the batch id was saved (the batch is found by its input file).
     When it came before the batch was created, the rerun creates it, once. A rerun over
-    some of the texts collects the batch too: the answers of the others are cached."""
+    some of the texts collects the batch too: the answers of the others are cached (also
+    under a budget, which then cannot bound the others' requests and counts their usage)."""
     cache = tmp_path / "h"
     script = tmp_path / "child.py"
     script.write_text(CHILD)
@@ -316,11 +318,13 @@ def test_a_run_killed_while_its_batch_runs_is_resumed(tmp_path: Path, lost: str)
                              (copy_input_file(sim, batch_id),))
         assert sim.stats()["batch_requests"] < DISTINCT  # really killed mid-batch
 
-        if lost == "nothing; a subset":
+        if lost.startswith("nothing; a subset"):
+            budget = {"max_cost": 10.0} if "max_cost" in lost else {}
             some = pd.DataFrame({"text": TEXTS[:100]}).llm.annotate(
                 "text", labels=LABELS, model="gpt-4o-mini", base_url=sim.base_url,
-                cache=str(cache), progress=False, batch=True, batch_poll_s=0.02)
+                cache=str(cache), progress=False, batch=True, batch_poll_s=0.02, **budget)
             assert some.tolist() == EXPECTED[:100] and report().batches_resumed == 1
+            assert report().status == "finished"
         out_again = label(sim, cache)
         rep, stats = report(), sim.stats()
         assert out_again.tolist() == EXPECTED
@@ -332,7 +336,7 @@ def test_a_run_killed_while_its_batch_runs_is_resumed(tmp_path: Path, lost: str)
         assert (stats["batches"], stats["files"]) == (1, 1)  # 0 batches submitted twice
         assert set(stats["texts"].values()) == {1}  # 0 requests asked twice
         assert stats["batch_requests"] == DISTINCT
-        if lost == "nothing; a subset":  # the first rerun collected and cached them all
+        if lost.startswith("nothing; a subset"):  # the first rerun collected and cached all
             assert (rep.cache_hits, rep.batches_resumed, rep.requests) == (DISTINCT, 0, 0)
             return
         assert (rep.batches, rep.batches_resumed, rep.requests) == (0, 1, 0)

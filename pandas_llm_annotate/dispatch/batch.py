@@ -100,8 +100,9 @@ class BatchDispatcher:
         for record in waiting:
             self._pending |= record.keys
             for cid, job in record.jobs.items():
-                if self._holds is not None and cid not in self._holds.held:
-                    request = self.prepare(job)
+                request = None if self._holds is None or cid in self._holds.held \
+                    else self._prepared(job)
+                if self._holds is not None and request is not None:  # else paid by usage
                     self._holds.take(cid, request.prompt_estimate, request.max_tokens,
                                      sent=True)
         again = [(job, "") for job in todo]
@@ -304,11 +305,11 @@ class BatchDispatcher:
                 attempt += 1
                 await asyncio.sleep(self._backoff(exc, attempt))
 
-    def _estimate(self, job: Job) -> int | None:
-        """Our prompt estimate of `job`, for calibration; None for a job of a resumed
-        batch whose texts are not in this run (its body cannot be built here)."""
+    def _prepared(self, job: Job) -> Request[Job] | None:
+        """`job`'s request, for its bound and estimate; None for a job of a resumed batch
+        whose texts are not in this run (its body cannot be built here)."""
         try:
-            return self.prepare(job).prompt_estimate
+            return self.prepare(job)
         except KeyError:
             return None
 
@@ -331,7 +332,8 @@ class BatchDispatcher:
             else:
                 self.metrics.batch_answered(completion.prompt_tokens,
                                             completion.completion_tokens,
-                                            estimate=self._estimate(job))
+                                            estimate=getattr(self._prepared(job),
+                                                             "prompt_estimate", None))
                 return [(again, "asked again alone after a packed answer missed it")
                         for again in self.on_answer(job, completion)]
         if not error.retryable:
