@@ -27,27 +27,25 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from ..errors import (
     APIError,
     BatchRequestError,
-    MalformedResponse,
     NotFoundError,
     RequestError,
 )
-from ..errors import error_for_status as http_error
 from ..protocol import batch_api
-from ..protocol.batch_api import BatchAPI, BatchInfo, OutputLine, input_line
-from ..protocol.transport import Completion, parse_completion
+from ..protocol.batch_api import BatchAPI, BatchInfo, input_line
+from ..protocol.transport import Completion
 from ..ratelimit.headers import retry_after
 from ..report.metrics import BatchProgress, Metrics
 from ..report.pricing import BATCH_DISCOUNT
+from .batch_results import Results
 from .batch_store import BatchRecord, BatchStore, Job
 from .budget import BatchHolds, Budget, BudgetReached
 from .retry import backoff, is_fatal
@@ -86,6 +84,11 @@ class BatchDispatcher:
     async def run(self, jobs: Iterable[Job]) -> None:
         """Ask every job; `BudgetReached` at the end when the budget left some out."""
         self._holds = None if self.budget is None else BatchHolds(self.budget, BATCH_DISCOUNT)
+        self._results = Results(
+            api=self.api, prepare=self.prepare, on_answer=self.on_answer,
+            on_failure=self.on_failure, needed=self.needed, metrics=self.metrics,
+            reformat=self.reformat, holds=self._holds, max_rounds=self.max_rounds,
+            backoff=self._backoff)
         await self._rounds(list(jobs))
         if self._holds is not None and self._holds.cut:
             raise BudgetReached
@@ -101,7 +104,7 @@ class BatchDispatcher:
             self._pending |= record.keys
             for cid, job in record.jobs.items():
                 request = None if self._holds is None or cid in self._holds.held \
-                    else self._prepared(job)
+                    else self._results.prepared(job)
                 if self._holds is not None and request is not None:  # else paid by usage
                     self._holds.take(cid, request.prompt_estimate, request.max_tokens,
                                      sent=True)
@@ -174,7 +177,7 @@ class BatchDispatcher:
             file_id = await self._call(self.api.upload, b"".join(data), name)
         except FatalError:  # never sent: its reservations go (an online fallback may ask)
             for cid in lines:
-                self._paid(cid, None)
+                self._results.paid(cid, None)
             raise
         record = await asyncio.to_thread(self.store.add, file_id, form, lines)
         self._pending |= record.keys  # from here on a rerun finds it
@@ -184,13 +187,6 @@ class BatchDispatcher:
         self.metrics.batches_submitted += 1
         self._show(info)
         return replace(record, batch_id=info.id, status=info.status)
-
-    def _paid(self, cid: str, line: OutputLine | None) -> None:
-        if self._holds is not None:
-            answered = line is not None and line.status == 200
-            body = line.body if line is not None else None
-            self._holds.pay(cid, body.get("usage") if isinstance(body, dict) else None,
-                            answered=answered)
 
     async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """A Batch API call, retried like a request; a fatal error stops the run."""
@@ -228,9 +224,9 @@ class BatchDispatcher:
                     why = f"batch {record.batch_id} is gone from the server"
                     again += [(job, why) for job in record.jobs.values()]
                     for cid in record.jobs:
-                        self._paid(cid, None)
+                        self._results.paid(cid, None)
                 elif info.done:
-                    again += await self._collect(record, info)
+                    again += await self._results.collect(record, info)
                 else:
                     continue
                 await asyncio.to_thread(self.store.collected, record.id)
@@ -269,74 +265,3 @@ class BatchDispatcher:
     def _show(self, info: BatchInfo) -> None:
         self.metrics.batches[info.id] = BatchProgress(info.id, info.status, info.total,
                                                       info.completed, info.failed)
-
-    async def _collect(self, record: BatchRecord, info: BatchInfo) -> list[tuple[Job, str]]:
-        """Hand the batch's answers on; the jobs left without one, with the reason."""
-        seen: set[str] = set()
-        again: list[tuple[Job, str]] = []
-        for file_id in (info.output_file_id, info.error_file_id):
-            if file_id is None:
-                continue
-            async for line in self._lines(file_id, len(record.jobs)):
-                job = record.jobs.get(line.custom_id)
-                if job is None or line.custom_id in seen:
-                    continue
-                seen.add(line.custom_id)
-                self._paid(line.custom_id, line)
-                again += self._settle(job, line, record.form)
-        why = f"batch {info.id} {info.status}" + (f": {info.errors[0]}" if info.errors else "")
-        again += [(job, why) for cid, job in record.jobs.items() if cid not in seen]
-        for cid in record.jobs.keys() - seen:
-            self._paid(cid, None)
-        return again
-
-    async def _lines(self, file_id: str, lines: int) -> AsyncIterator[OutputLine]:
-        """A result file's lines; a download that breaks is read again (lines already
-        handed on are skipped by the caller)."""
-        attempt = 0
-        while True:
-            try:
-                async for line in self.api.lines(file_id, lines):
-                    yield line
-                return
-            except RequestError as exc:
-                if not exc.retryable or attempt >= self.max_rounds:
-                    raise FatalError(exc) from exc
-                attempt += 1
-                await asyncio.sleep(self._backoff(exc, attempt))
-
-    def _prepared(self, job: Job) -> Request[Job] | None:
-        """`job`'s request, for its bound and estimate; None for a job of a resumed batch
-        whose texts are not in this run (its body cannot be built here)."""
-        try:
-            return self.prepare(job)
-        except KeyError:
-            return None
-
-    def _settle(self, job: Job, line: OutputLine, form: str) -> list[tuple[Job, str]]:
-        if not any(self.needed(k) for k in job):
-            return []  # answered already (an earlier run collected part of this batch)
-        error: RequestError
-        if line.status is None:
-            error = BatchRequestError(f"{line.code or 'no answer'}: {line.message}",
-                                      code=line.code)
-        elif line.status != 200:
-            error = http_error(line.status, json.dumps(line.body), {}, batch_api.ENDPOINT)
-            if self.reformat(Request(job, {}, 0, 0, form), error):
-                return [(job, str(error))]  # asked again in a format the server takes
-        else:
-            try:
-                completion = parse_completion(line.body, 0.0, {})
-            except MalformedResponse as exc:
-                error = exc
-            else:
-                self.metrics.batch_answered(completion.prompt_tokens,
-                                            completion.completion_tokens,
-                                            estimate=getattr(self._prepared(job),
-                                                             "prompt_estimate", None))
-                return [(again, "asked again alone after a packed answer missed it")
-                        for again in self.on_answer(job, completion)]
-        if not error.retryable:
-            self.on_failure(job, error)
-            return []
-        return [(job, str(error))]
