@@ -61,8 +61,18 @@ class Pieces:
     @property
     def keys(self) -> list[list[str]]:
         """Each text's piece keys (built on each call: for small runs and tests)."""
-        return [self.flat[a:b] for a, b in zip(self.start[:-1].tolist(),
-                                               self.start[1:].tolist(), strict=True)]
+        return [self.keys_of(tid) for tid in range(len(self.start) - 1)]
+
+    def keys_of(self, tid: int) -> list[str]:
+        """Text `tid`'s piece keys, in order."""
+        return self.flat[self.start[tid]:self.start[tid + 1]]
+
+    def any_per_text(self, flags: np.ndarray) -> np.ndarray:
+        """For a flag per piece (by number), whether each text has a flagged piece."""
+        per_key = flags[self.piece].astype(np.int64)
+        if not len(per_key):
+            return np.zeros(len(self.start) - 1, dtype=bool)
+        return np.add.reduceat(per_key, self.start[:-1]) > 0
 
     @property
     def users(self) -> dict[str, list[int]]:
@@ -121,11 +131,8 @@ class Pieces:
     def _complete(self, answers: Mapping[str, str]) -> tuple[np.ndarray, list[str | None]]:
         """Whether each text has every piece answered, and each piece's answer."""
         got = [answers.get(k) for k in self.text]
-        has = np.fromiter((a is not None for a in got), dtype=bool, count=len(got))
-        missing = (~has[self.piece]).astype(np.int64)
-        whole = np.add.reduceat(missing, self.start[:-1]) == 0 if len(missing) else (
-            np.ones(len(self.start) - 1, dtype=bool))
-        return whole, got
+        missing = np.fromiter((a is None for a in got), dtype=bool, count=len(got))
+        return ~self.any_per_text(missing), got
 
     def rows_answered(self, answers: Mapping[str, str]) -> int:
         """Rows whose every piece has an answer."""

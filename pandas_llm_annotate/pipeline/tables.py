@@ -63,7 +63,7 @@ def failures_table(plan: Plan, index: pd.Index, pieces: Pieces,
     field, the reason, and the raw value as JSON text (None: the field was missing)."""
     by_text: dict[int, list[Line]] = {}
     for tid in _to_look_at(pieces, failed, answers, problems).tolist():
-        keys = pieces.flat[pieces.start[tid]:pieces.start[tid + 1]]
+        keys = pieces.keys_of(tid)
         for i, key in enumerate(keys):
             if key in failed:
                 error, raw = failed[key]
@@ -94,10 +94,7 @@ def _to_look_at(pieces: Pieces, failed: Mapping[str, object], answers: Mapping[s
         if marked:
             numbers = pieces.numbers(marked)
             flag[numbers[numbers >= 0]] = True
-    per_piece = flag[pieces.piece].astype(np.int64)
-    if not len(per_piece):
-        return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(np.add.reduceat(per_piece, pieces.start[:-1]))
+    return np.flatnonzero(pieces.any_per_text(flag))
 
 
 def _chunk(i: int, keys: Sequence[str]) -> str:
