@@ -102,12 +102,8 @@ class BatchDispatcher:
         self.metrics.batches_resumed = len(waiting)
         for record in waiting:
             self._pending |= record.keys
-            for cid, job in record.jobs.items():
-                request = None if self._holds is None or cid in self._holds.held \
-                    else self._results.prepared(job)
-                if self._holds is not None and request is not None:  # else paid by usage
-                    self._holds.take(cid, request.prompt_estimate, request.max_tokens,
-                                     sent=True)
+            if self._holds is not None:
+                self._hold_resumed(self._holds, record)
         again = [(job, "") for job in todo]
         rounds = 0
         while True:
@@ -132,6 +128,13 @@ class BatchDispatcher:
                 return
             again = await self._wait(waiting)
             waiting, rounds = [], rounds + 1
+
+    def _hold_resumed(self, holds: BatchHolds, record: BatchRecord) -> None:
+        """A resumed batch's requests hold their bound; one whose texts are not in this
+        run cannot be bounded here and is paid by its usage when it comes back."""
+        for cid, job in record.jobs.items():
+            if cid not in holds.held and (request := self._results.prepared(job)) is not None:
+                holds.take(cid, request.prompt_estimate, request.max_tokens, sent=True)
 
     def _still_needed(self, jobs: Iterable[tuple[Job, str]]) -> list[tuple[Job, str]]:
         """Jobs cut to the keys this run asks for, not answered, not in a batch, once."""

@@ -103,10 +103,10 @@ class Results:
             except MalformedResponse as exc:
                 error = exc
             else:
-                self.metrics.batch_answered(completion.prompt_tokens,
-                                            completion.completion_tokens,
-                                            estimate=getattr(self.prepared(job),
-                                                             "prompt_estimate", None))
+                request = self.prepared(job)
+                self.metrics.batch_answered(
+                    completion.prompt_tokens, completion.completion_tokens,
+                    estimate=None if request is None else request.prompt_estimate)
                 return [(again, "asked again alone after a packed answer missed it")
                         for again in self.on_answer(job, completion)]
         if not error.retryable:

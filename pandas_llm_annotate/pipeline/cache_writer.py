@@ -26,7 +26,8 @@ class CacheWriter:
 
     def __init__(self, conn: sqlite3.Connection, sql: str) -> None:
         self._conn = conn
-        self._sql = sql
+        self._head, row = sql.rsplit("VALUES", 1)  # for `_many`
+        self._row = row.strip()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.error: BaseException | None = None
         self.lost = 0
@@ -39,8 +40,7 @@ class CacheWriter:
 
     def _many(self, n: int) -> str:
         """`sql` (one `VALUES (...)` row) for `n` rows in one statement."""
-        head, values = self._sql.rsplit("VALUES", 1)
-        return f"{head}VALUES {', '.join([values.strip()] * n)}"
+        return f"{self._head}VALUES {', '.join([self._row] * n)}"
 
     def add(self, row: tuple[Any, ...]) -> None:
         self._queue.put(row)
