@@ -29,6 +29,7 @@ class Spec(TypedDict, total=False):
     prompt: str
     system: str  # the system message every contender sends (the package's own)
     max_tokens: int
+    response_format: dict[str, Any]  # the answer format the package sends (a JSON schema)
     options: dict[str, Any]  # contender-specific
 
 

@@ -60,8 +60,10 @@ def dicts(value: Any) -> list[dict[str, Any]]:
 
 def scenario_lines(name: str, data: dict[str, Any]) -> list[Line]:
     rows = dicts(data.get("rows"))
-    bare = next((r for r in rows if str(r.get("contender", "")).lower().startswith("bare")
-                 and num(r.get("wall_s"))), None)
+    bares = [r for r in rows if str(r.get("contender", "")).lower().startswith("bare")
+             and num(r.get("wall_s"))]
+    bare_of_round = {m.group(0): r for r in bares
+                     if (m := ROUND.search(str(r.get("contender", ""))))}
     named = {round(s, 6): str(get(b, "label")) for b in dicts(data.get("bounds"))
              if (s := num(b.get("seconds"))) is not None}
     named.update({round(w, 6): str(r.get("contender")) for r in rows
@@ -80,6 +82,8 @@ def scenario_lines(name: str, data: dict[str, Any]) -> list[Line]:
         if peak is not None:
             out.append(Line(name, f"{who}: peak RSS MB (no floor)", peak, **extra))
         wall, bound = num(r.get("wall_s")), num(r.get("bound_s"))
+        tag = ROUND.search(who)  # a round's rows are compared with that round's bare client
+        bare = bare_of_round.get(tag.group(0)) if tag else (bares[0] if bares else None)
         if bare is not None and bound is not None:
             floor, what = num(bare.get("wall_s")), str(bare.get("contender"))
         elif bound is not None:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from benchmarks.protocol import Spec, valid
 from pandas_llm_annotate.protocol.prompts import build_messages, system_prompt
+from pandas_llm_annotate.protocol.structured import label_schema, response_format
 from pandas_llm_annotate.simulator import answer_messages
 from pandas_llm_annotate.tasks.labels import default_max_tokens
 
@@ -49,6 +50,9 @@ class Workload:
             "prompt": self.prompt, "system": self.system, "max_tokens": self.max_tokens,
             "options": dict(options),
         }
+        fmt = response_format("json_schema", label_schema(self.labels))
+        if fmt is not None:
+            spec["response_format"] = fmt
         if texts_path is not None:
             spec["texts_path"] = str(texts_path)
         return spec

@@ -20,7 +20,7 @@ from .config import Settings, resolve
 from .display.progress import show
 from .errors import AnnotateError, BadRequestError, ConfigError
 from .pipeline.batch_state import COLUMNS, BatchState, OpenBatch, public_url
-from .pipeline.cache import resolve_path
+from .pipeline.cache_file import resolve_path
 from .pipeline.estimate import estimate_run
 from .pipeline.run import Run
 from .protocol.batch_api import BatchAPI

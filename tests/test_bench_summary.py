@@ -121,3 +121,17 @@ def test_without_results_it_says_what_to_run(tmp_path: Path, capsys: Any) -> Non
     out = capsys.readouterr().out
     assert "No results in" in out and "benchmarks/run.py" in out
     assert "the results do not record theirs" in out
+
+
+def test_each_round_is_compared_with_its_own_bare_client(tmp_path: Path) -> None:
+    """Rounds in turn (core, overhead): round N's run against round N's bare client, then
+    the median of those ratios; never every round against the first bare client."""
+    rows = []
+    for r, bare, ours in ((1, 3.0, 3.3), (2, 4.0, 4.1), (3, 3.2, 3.36)):
+        rows += [pla_row(f"bare aiohttp (bound) (round {r})", bare, bare),
+                 pla_row(f"pla k=1 (round {r})", ours, bare)]
+    write(tmp_path, "overhead", {"scenario": "overhead", "machine": MACHINE, "rows": rows})
+    line = table_rows(summary(tmp_path))[
+        "pla k=1: wall s vs bare aiohttp (bound) (median of 3 rounds)"]
+    # ratios 1.10, 1.025, 1.05: median 1.05 (against round 1's client alone: 1.12)
+    assert line[2:5] == ["3.36", "3.20", "1.05"]

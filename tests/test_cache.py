@@ -14,6 +14,9 @@ from helpers.expected import varied_text
 import pandas_llm_annotate as pla
 from pandas_llm_annotate.simulator import SimulatorHandle, serve
 
+# Answers in the cache: merged ones and those a run appended and has not merged yet.
+CACHED_ROWS = "SELECT count(*) FROM (SELECT key FROM answers UNION SELECT key FROM pending)"
+
 LABELS = ["card_lost", "card_arrival", "refund", "other"]
 
 
@@ -29,7 +32,7 @@ def requests_made() -> int:
 
 def cached_rows(path: Path) -> int:
     with sqlite3.connect(path) as conn:
-        return int(conn.execute("SELECT count(*) FROM answers").fetchone()[0])
+        return int(conn.execute(CACHED_ROWS).fetchone()[0])
 
 
 def sqlite_files(root: Path) -> list[Path]:

@@ -21,7 +21,11 @@ import pytest
 
 import pandas_llm_annotate as pla
 from pandas_llm_annotate.pipeline import cache as cache_mod
+from pandas_llm_annotate.pipeline import cache_file
 from pandas_llm_annotate.simulator import SimulatorHandle
+
+# Answers in the cache: merged ones and those a run appended and has not merged yet.
+CACHED_ROWS = "SELECT count(*) FROM (SELECT key FROM answers UNION SELECT key FROM pending)"
 
 
 def texts(n: int, prefix: str = "cache fault") -> pd.Series:
@@ -30,7 +34,7 @@ def texts(n: int, prefix: str = "cache fault") -> pd.Series:
 
 def cached_rows(path: Path) -> int:
     with contextlib.closing(sqlite3.connect(path)) as conn:
-        return int(conn.execute("SELECT count(*) FROM answers").fetchone()[0])
+        return int(conn.execute(CACHED_ROWS).fetchone()[0])
 
 
 @contextlib.contextmanager
@@ -89,6 +93,23 @@ def test_a_complete_cache_on_read_only_storage_is_read(fresh_sim: SimulatorHandl
         assert rep is not None and "read-only" in rep.message
 
 
+def test_answers_a_killed_run_left_unmerged_are_read_from_read_only_storage(
+        tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "ro", "4m") as folder:
+        path = folder / "answers.sqlite"
+        cache = cache_mod.Cache.open(path)
+        cache.save("k1", "a1", "ns")
+        assert cache.flush()
+        assert cache._writer is not None
+        cache._writer.close()  # killed: committed to `pending`, never merged
+        cache._conn.close()
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        ro = cache_mod.Cache.open(path)
+        assert not ro.writable
+        assert ro.get_many(["k1", "k2"]) == {"k1": "a1"}
+        ro.close()
+
+
 def hold_lock(path: Path, seconds: float, ready: threading.Event) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN EXCLUSIVE")
@@ -140,7 +161,7 @@ def test_a_lock_held_elsewhere_never_blocks_the_event_loop(opts: dict[str, Any],
 
 def test_a_lock_held_too_long_stops_the_cache_not_the_run(opts: dict[str, Any], tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cache_mod, "LOCK_WAIT_S", 0.5)
+    monkeypatch.setattr(cache_file, "LOCK_WAIT_S", 0.5)
     folder = tmp_path / "locked"
     texts(1).llm.annotate(**{**opts, "cache": str(folder)})
     ready = threading.Event()

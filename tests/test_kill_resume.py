@@ -20,6 +20,9 @@ from helpers.expected import sim_answer
 import pandas_llm_annotate as pla
 from pandas_llm_annotate.simulator import SimulatorHandle, serve
 
+# Answers in the cache: merged ones and those a run appended and has not merged yet.
+CACHED_ROWS = "SELECT count(*) FROM (SELECT key FROM answers UNION SELECT key FROM pending)"
+
 pytestmark = pytest.mark.slow
 
 LABELS = ["card_lost", "card_arrival", "refund", "other"]
@@ -72,7 +75,7 @@ def start_child(tmp_path: Path, sim: SimulatorHandle) -> tuple[subprocess.Popen[
 
 def cached_rows(cache: Path) -> int:
     with sqlite3.connect(cache / "answers.sqlite") as conn:
-        return int(conn.execute("SELECT count(*) FROM answers").fetchone()[0])
+        return int(conn.execute(CACHED_ROWS).fetchone()[0])
 
 
 def idle(sim: SimulatorHandle) -> dict[str, Any]:

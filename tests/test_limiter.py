@@ -678,3 +678,19 @@ def test_a_ghost_lasts_at_most_the_time_it_waited() -> None:
     g.answered(60.0, 0.5, 1)  # one answer a minute
     g.timed_out(70.0, 2.0, 1)
     assert g.ghosts(71.9) == 1 and g.ghosts(72.01) == 0
+
+
+def test_the_memory_of_recent_answers_is_one_second_however_long_the_run() -> None:
+    """It grew by one time per answer for the limiter's life (a million answers, a
+    million floats); it only needs the last second's, for a guess of the rate."""
+    lim = Limiter(max_concurrency=64)
+    now = 0.0
+    for _ in range(100_000):  # 1,000 answers a second for 100 s
+        assert lim.acquire(10.0, now) == 0.0
+        lim.succeeded(now, {}, 0.0)
+        now += 0.001
+    assert len(lim._recent) <= 1_001
+    # the guess still reads the last second: a headerless 429 cuts to 3/4 of it
+    assert lim.acquire(10.0, now) == 0.0
+    lim.rate_limited(now, {}, 0.0)
+    assert lim.requests is not None and lim.requests.rate == pytest.approx(0.75 * 1_001, rel=0.01)

@@ -1,6 +1,10 @@
 """The bare minimum, to measure what the simulator and loopback can carry: one pooled
 aiohttp session, ``options.concurrency`` workers, one request per distinct text, JSON
-parsed, nothing else (no retry, cache, label check). Its wall time is the bound."""
+parsed, nothing else (no retry, cache, label check). Its wall time is the bound.
+
+It sends the package's own request body, answer format (`response_format`) included, so
+the server does the same work for both; ``options.plain`` leaves the format out (the
+floor of earlier runs, kept as a reference row)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ import aiohttp
 from benchmarks.protocol import Spec, emit, load_spec, load_texts, stopwatch
 
 
-async def label_all(spec: Spec, texts: list[str], concurrency: int) -> dict[str, str | None]:
+async def label_all(spec: Spec, texts: list[str], concurrency: int, *,
+                    plain: bool = False) -> dict[str, str | None]:
     todo = list(dict.fromkeys(texts))
     answers: dict[str, str | None] = dict.fromkeys(todo)
     url = spec["base_url"] + "/chat/completions"
@@ -21,6 +26,7 @@ async def label_all(spec: Spec, texts: list[str], concurrency: int) -> dict[str,
         queue.put_nowait(text)
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0)
     headers = {"Authorization": "Bearer sk-simulator"}
+    fmt = None if plain else spec.get("response_format")
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
         async def work() -> None:
@@ -31,21 +37,36 @@ async def label_all(spec: Spec, texts: list[str], concurrency: int) -> dict[str,
                     "messages": [{"role": "system", "content": spec["system"]},
                                  {"role": "user", "content": text}],
                 }
+                if fmt is not None:
+                    body["response_format"] = fmt
                 async with session.post(url, json=body) as resp:
                     raw = await resp.read()
                 if resp.status == 200:
-                    answers[text] = json.loads(raw)["choices"][0]["message"]["content"]
+                    content = json.loads(raw)["choices"][0]["message"]["content"]
+                    answers[text] = content if fmt is None else _label(content)
 
         await asyncio.gather(*(work() for _ in range(concurrency)))
     return answers
 
 
+def _label(content: str) -> str | None:
+    """The label of a structured answer (`{"label": ...}`), None if it is not one."""
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return None
+    label = value.get("label") if isinstance(value, dict) else None
+    return label if isinstance(label, str) else None
+
+
 def main() -> None:
     spec = load_spec()
     texts = load_texts(spec)
-    concurrency = int(spec.get("options", {}).get("concurrency", 64))
+    options = spec.get("options", {})
+    concurrency = int(options.get("concurrency", 64))
     with stopwatch() as t:
-        by_text = asyncio.run(label_all(spec, texts, concurrency))
+        by_text = asyncio.run(label_all(spec, texts, concurrency,
+                                        plain=bool(options.get("plain"))))
     emit({"wall_s": t[0], "answers": [by_text[x] for x in texts], "retries": 0, "info": {}})
 
 

@@ -31,7 +31,7 @@ from ..api import REPORT_ATTR, annotate, estimate, last_report
 from ..config import ENV_VARS, OPENAI_BASE_URL, resolve
 from ..display.text_bar import terminal_width
 from ..errors import AnnotateError, ConfigError
-from ..pipeline.cache import resolve_path
+from ..pipeline.cache_file import resolve_path
 from ..protocol.prompts import check_labels
 from ..report.report import Report
 from .args import build_parser, settings_given

@@ -30,7 +30,7 @@ from dask.delayed import delayed
 from .. import api
 from ..config import Settings, resolve
 from ..errors import ConfigError
-from ..pipeline.cache import resolve_path
+from ..pipeline.cache_file import resolve_path
 from ..pipeline.plan import plan_column
 from ..report.combine import combine
 from ..report.report import Report

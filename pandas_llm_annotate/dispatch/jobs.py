@@ -55,14 +55,16 @@ class JobQueue(Generic[J]):
             if not self._items:
                 return None
             self._held += 1
-            self._not_full.notify()
+            if len(self._items) <= max(1, self.maxsize // 2):  # the feeder refills in batches:
+                self._not_full.notify()  # it is not woken for every job taken
             return self._items.popleft()
 
     async def done(self) -> None:
         """A held job is finished (answered, failed for good, or handed back)."""
-        async with self._not_empty:
-            self._held -= 1
-            self._check_finished()
+        self._held -= 1
+        if self._closed and not self._held and not self._items:  # else nothing to wake
+            async with self._not_empty:
+                self._check_finished()
 
     async def close(self) -> None:
         """The feeder has put its last job."""

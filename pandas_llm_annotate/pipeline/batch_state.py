@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..dispatch.batch_store import BatchRecord, Job
-from .cache import LOCK_WAIT_S
+from .cache_file import LOCK_WAIT_S
 
 SCHEMA = ("CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, namespace TEXT NOT NULL,"
           " base_url TEXT NOT NULL, model TEXT NOT NULL, input_file_id TEXT NOT NULL,"

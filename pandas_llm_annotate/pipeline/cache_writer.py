@@ -7,7 +7,6 @@ import contextlib
 import queue
 import sqlite3
 import threading
-import time
 from typing import Any
 
 GROUP_S = 0.01  # answers arriving this close together share one commit
@@ -29,6 +28,7 @@ class CacheWriter:
         self._head, row = sql.rsplit("VALUES", 1)  # for `_many`
         self._row = row.strip()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._hurry = threading.Event()  # set by flush and close: write now, do not wait
         self.error: BaseException | None = None
         self.lost = 0
         self.written = 0
@@ -52,6 +52,7 @@ class CacheWriter:
             return self.closed and self.error is None
         done = threading.Event()
         self._queue.put(done)
+        self._hurry.set()
         return done.wait(self.CLOSE_S) and self.error is None
 
     def close(self) -> None:
@@ -59,31 +60,29 @@ class CacheWriter:
         still stuck (a lock): the connection must then stay open for it."""
         self.stopping = True
         self._queue.put(_STOP)
+        self._hurry.set()
         self._thread.join(self.CLOSE_S)
         self.closed = not self._thread.is_alive()
 
     def _run(self) -> None:
         stop = False
         while not stop:
-            group = [self._queue.get()]
-            deadline = time.monotonic() + GROUP_S
-            while group[-1] is not _STOP and (left := deadline - time.monotonic()) > 0:
-                try:
-                    group.append(self._queue.get(timeout=left))
-                except queue.Empty:
-                    break
-            if group[-1] is _STOP:
-                group.pop()
-                stop = True
-            while not stop:  # take what else is already waiting
+            group = [self._queue.get()]  # idle until the first answer of a group
+            if group[0] is _STOP:
+                break
+            # The rest of the group gathers while this thread waits: waking it for each
+            # row (a get with a timeout) cost the event loop a GIL hand-off per answer.
+            self._hurry.wait(GROUP_S)
+            self._hurry.clear()  # what set it was queued before: the drain below sees it
+            while True:
                 try:
                     row = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if row is _STOP:
                     stop = True
-                else:
-                    group.append(row)
+                    break
+                group.append(row)
             self._write(group)
 
     def _write(self, group: list[Any]) -> None:

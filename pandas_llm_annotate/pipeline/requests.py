@@ -15,6 +15,8 @@ from ..tasks.base import Task
 from ..text import estimate_prompt_tokens
 
 Job = tuple[str, ...]  # piece keys sent in one request
+# system prompt, max_tokens, response_format (or None), the system prompt's token estimate
+_Shape = tuple[str, int, dict[str, Any] | None, int]
 
 
 class RequestBuilder:
@@ -30,6 +32,7 @@ class RequestBuilder:
         self.packed = packed
         self.structured = structured
         self.formats = negotiator
+        self._shapes: dict[tuple[int | None, str], _Shape] = {}
 
     @property
     def form(self) -> str:
@@ -39,15 +42,9 @@ class RequestBuilder:
     def prepare(self, job: Job) -> Request[Job]:
         texts = [self.texts[k] for k in job]
         form = self.form
-        if len(job) == 1 and not self.packed:
-            system, user, max_tokens = self.task.system, texts[0], self.task.max_tokens
-            schema = self.task.schema(None)
-        else:
-            system, user = pack_system(self.task.system, self.task.pack_answer), pack_user(texts)
-            per_row = self.task.row_answer_tokens() + ROW_OVERHEAD_TOKENS
-            max_tokens = len(job) * per_row + 16
-            schema = self.task.schema(len(job))
-        fmt = None if schema is None else response_format(form, schema)
+        single = len(job) == 1 and not self.packed
+        system, max_tokens, fmt, system_tokens = self._shape(None if single else len(job), form)
+        user = texts[0] if single else pack_user(texts)
         body: dict[str, Any] = {
             "model": self.model,
             "messages": build_messages(system, user),
@@ -56,8 +53,25 @@ class RequestBuilder:
         }
         if fmt is not None:
             body["response_format"] = fmt
-        estimate = estimate_prompt_tokens(system) + estimate_prompt_tokens(user) + 8
+        estimate = system_tokens + estimate_prompt_tokens(user) + 8
         return Request(job, body, estimate, max_tokens, form if fmt is not None else "plain")
+
+    def _shape(self, rows: int | None, form: str) -> _Shape:
+        """What requests of `rows` rows (None: one row, not packed) share, built once:
+        the system prompt, max_tokens, the answer format and the system's estimate."""
+        if (shape := self._shapes.get((rows, form))) is not None:
+            return shape
+        if rows is None:
+            system, max_tokens = self.task.system, self.task.max_tokens
+        else:
+            system = pack_system(self.task.system, self.task.pack_answer)
+            per_row = self.task.row_answer_tokens() + ROW_OVERHEAD_TOKENS
+            max_tokens = rows * per_row + 16
+        schema = self.task.schema(rows)
+        fmt = None if schema is None else response_format(form, schema)
+        shape = self._shapes[(rows, form)] = (system, max_tokens, fmt,
+                                              estimate_prompt_tokens(system))
+        return shape
 
     def refresh(self, request: Request[Job]) -> Request[Job]:
         """`request` again if its answer format is still the one to use, else rebuilt."""

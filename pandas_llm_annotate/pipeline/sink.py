@@ -50,6 +50,7 @@ class AnswerSink:
         self.cache = cache
         if cache is None:
             return
+        await asyncio.to_thread(cache.merge_leftovers)
         found = await asyncio.to_thread(cache.get_many, list(self.pieces.text))
         self.answers.update(found)
         self.metrics.cache_hits = len(found)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from ..errors import ConnectionLost, MalformedResponse
 
 MAX_TOKEN_COUNT = 10**9  # a usage count above this is nonsense, not a long answer
@@ -126,9 +128,12 @@ class EventStream:
 
 def _object(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # nesting too deep is a RecursionError
-        raise _malformed(f"{what} is not JSON", raw) from exc
+        data = orjson.loads(raw)
+    except ValueError:  # what orjson refuses and `json` takes (NaN, a lone surrogate)
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as exc:  # nesting too deep: RecursionError
+            raise _malformed(f"{what} is not JSON", raw) from exc
     if not isinstance(data, dict):
         raise _malformed(f"{what} is not a JSON object", raw)
     return data

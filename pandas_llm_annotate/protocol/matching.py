@@ -8,12 +8,13 @@ an ``Answer:`` prefix, trailing punctuation); labels are matched ignoring those,
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import NamedTuple
+
+import orjson
 
 from ..text import CJK_CHARS
 
@@ -37,7 +38,7 @@ def _unwrap_json(text: str) -> str:
     if not (text.startswith("{") and text.endswith("}")):
         return text
     try:
-        obj = json.loads(text)
+        obj = orjson.loads(text)
     except ValueError:
         return text
     if isinstance(obj, dict) and len(obj) == 1:
@@ -164,8 +165,11 @@ def normalize_answer(
             text = text.lower()
         return text or None
     index = _index(tuple(labels))
-    if raw.strip() in index.exact:
-        return raw.strip()
+    text = raw.strip()
+    if text in index.exact:
+        return text
+    if (value := _unwrap_json(text)) in index.exact:  # a structured answer: {"label": ...}
+        return value
     key = label_key(raw)
     if not key:
         return None

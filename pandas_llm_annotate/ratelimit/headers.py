@@ -113,6 +113,14 @@ class Quota:
     reset_s: float | None
 
 
+# Per dimension: the (limit, remaining, reset) header names of OpenAI, then Anthropic.
+_NAMES = {dim: ((f"x-ratelimit-limit-{dim}", f"x-ratelimit-remaining-{dim}",
+                 f"x-ratelimit-reset-{dim}"),
+                (f"anthropic-ratelimit-{dim}-limit", f"anthropic-ratelimit-{dim}-remaining",
+                 f"anthropic-ratelimit-{dim}-reset"))
+          for dim in ("requests", "tokens")}
+
+
 def read_quotas(headers: Mapping[str, str], now_epoch: float) -> dict[str, Quota]:
     """`{"requests": Quota, "tokens": Quota}` from OpenAI or Anthropic headers.
 
@@ -122,13 +130,8 @@ def read_quotas(headers: Mapping[str, str], now_epoch: float) -> dict[str, Quota
     reset that `reset_seconds` cannot read."""
     lower = {k.lower(): v for k, v in headers.items()}
     found: dict[str, Quota] = {}
-    for dim in ("requests", "tokens"):
-        for limit, remaining, reset in (
-            (f"x-ratelimit-limit-{dim}", f"x-ratelimit-remaining-{dim}",
-             f"x-ratelimit-reset-{dim}"),
-            (f"anthropic-ratelimit-{dim}-limit", f"anthropic-ratelimit-{dim}-remaining",
-             f"anthropic-ratelimit-{dim}-reset"),
-        ):
+    for dim, families in _NAMES.items():
+        for limit, remaining, reset in families:
             if limit not in lower:
                 continue
             per_minute = number(lower[limit])

@@ -159,6 +159,7 @@ class Limiter:
                 self.guard.answered(now, latency, self._busy(now))
             self._quiet_429s = self._bursts = 0
             self._recent.append(now)
+            self._forget_before(now - 1.0)  # else it grew by one per answer, for good
             if self._guessed and self.requests is not None:
                 self.requests.refill(now)
                 self.requests.rate += 1.0 / max(1.0, self.requests.rate)  # +1 req/s per second
@@ -237,8 +238,7 @@ class Limiter:
         if now - self.window.cut_at < self.window.cooldown_s:
             return False
         self.window.cut_at = now
-        while self._recent and self._recent[0] < now - 1.0:
-            self._recent.popleft()
+        self._forget_before(now - 1.0)
         seen = float(len(self._recent) + self.in_flight)
         if self.requests is not None:
             seen = min(seen, self.requests.rate)
@@ -246,6 +246,12 @@ class Limiter:
         self.requests = Bucket(max(1.0, rate * 0.25), rate, 0.0, now)
         self._guessed = True
         return True
+
+    def _forget_before(self, then: float) -> None:
+        """Keep in `_recent` (times of successes) only the last second's: the rate guess
+        reads no more."""
+        while self._recent and self._recent[0] < then:
+            self._recent.popleft()
 
     def _learn(self, headers: Mapping[str, str], now: float, now_epoch: float) -> dict[str, Quota]:
         quotas = read_quotas(headers, now_epoch)

@@ -60,11 +60,16 @@ class RunLimits:
         limiter); else the seconds to wait (`math.inf`: until a release)."""
         if self.in_flight >= self.max_concurrency:
             return math.inf
+        if self.requests is None and self.tokens is None:  # no rate of its own
+            wait = self.shared.acquire(cost, now, paced=False)
+            if wait == 0:
+                self.in_flight += 1
+            return wait
         own = [(b, a) for b, a in ((self.requests, 1.0), (self.tokens, cost)) if b is not None]
-        wait = max((b.wait(a, now) for b, a in own), default=0.0)
+        wait = max(b.wait(a, now) for b, a in own)
         if wait > 0:
             return wait
-        wait = self.shared.acquire(cost, now, paced=self.paced)
+        wait = self.shared.acquire(cost, now, paced=True)
         if wait == 0:
             for bucket, amount in own:
                 bucket.take(amount)
