@@ -28,6 +28,8 @@ that cannot be read is named under the table. The fields it relies on:
 - ``real_llm.json``: ``concurrency[]`` and ``bare[]``: ``max_concurrency``, ``rows_per_s``.
 - ``estimate.json``: ``rows[]``: ``server``, ``k``, ``part``, ``est_prompt``, ``prompt``.
 - ``crash_window.json``: ``in_flight``, ``load``, ``runs[]``: ``asked_again``, ``lost``.
+- ``cache_write.json``: ``load``, ``results[]``: ``before``, ``pending``, ``write_us``,
+  ``merge_us``.
 - any file: ``machine`` (``cores``, ``cpu``, ``ram_gb``, ``python``, ``load_average``),
   written by `benchmarks.results`; without one, the machine printing the table is shown.
 """
@@ -48,8 +50,8 @@ from benchmarks.results import RESULTS, machine
 from benchmarks.summary_lines import READERS, Line, num, scenario_lines, semantic_lines
 
 ORDER = ("core", "rpm", "rpm-noheaders", "tpm", "overhead", "queue", "memory", "scale",
-         "faults", "semantic-rpm", "semantic", "batch", "estimate", "crash_window", "servers",
-         "dask_rpm", "dask_memory",
+         "faults", "semantic-rpm", "semantic", "batch", "estimate", "crash_window", "cache_write",
+         "servers", "dask_rpm", "dask_memory",
          "extract", "real_llm")
 HEADER = ("scenario", "compared", "this package", "floor", "× floor", "429s / rows lost",
           "load")

@@ -232,8 +232,22 @@ def crash_lines(name: str, data: dict[str, Any]) -> list[Line]:
                  _int(data.get("in_flight")), (None, lost), load=get(data, "load"))]
 
 
+def cache_write_lines(name: str, data: dict[str, Any]) -> list[Line]:
+    out = []
+    for r in dicts(data.get("results")):
+        if r.get("pending"):
+            direct = next((x for x in dicts(data.get("results"))
+                           if x.get("before") == r.get("before") and not x.get("pending")), {})
+            total = (num(r.get("write_us")) or 0.0) + (num(r.get("merge_us")) or 0.0)
+            out.append(Line(name, f"file with {_int(r.get('before')):,} answers: writer µs "
+                                  "per answer, appended + merged vs into the index",
+                            total, num(direct.get("write_us")), (None, None),
+                            load=get(data, "load")))
+    return out
+
+
 READERS: dict[str, Callable[[str, dict[str, Any]], list[Line]]] = {
     "batch": batch_lines, "servers": servers_lines, "dask_rpm": dask_lines,
     "dask_memory": dask_memory_lines, "extract": extract_lines, "real_llm": real_llm_lines,
-    "estimate": estimate_lines, "crash_window": crash_lines,
+    "estimate": estimate_lines, "crash_window": crash_lines, "cache_write": cache_write_lines,
 }

@@ -135,3 +135,15 @@ def test_each_round_is_compared_with_its_own_bare_client(tmp_path: Path) -> None
         "pla k=1: wall s vs bare aiohttp (bound) (median of 3 rounds)"]
     # ratios 1.10, 1.025, 1.05: median 1.05 (against round 1's client alone: 1.12)
     assert line[2:5] == ["3.36", "3.20", "1.05"]
+
+
+def test_the_cache_writers_two_ways_are_compared_per_file_size(tmp_path: Path) -> None:
+    write(tmp_path, "cache_write", {"load": 0.5, "results": [
+        {"before": 0, "pending": False, "write_us": 8.0, "merge_us": 0.0},
+        {"before": 0, "pending": True, "write_us": 1.0, "merge_us": 3.0},
+        {"before": 200_000, "pending": False, "write_us": 20.0, "merge_us": 0.0},
+        {"before": 200_000, "pending": True, "write_us": 1.0, "merge_us": 9.0}]})
+    rows = table_rows(summary(tmp_path))
+    way = "file with {}: writer µs per answer, appended + merged vs into the index"
+    assert rows[way.format("0 answers")][2:5] == ["4.00", "8.00", "0.50"]
+    assert rows[way.format("200,000 answers")][2:5] == ["10.00", "20.00", "0.50"]
