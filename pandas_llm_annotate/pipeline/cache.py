@@ -32,6 +32,7 @@ from ..errors import CacheError
 from .cache_file import (
     START_MERGE_WAIT_S,
     connect,
+    has_pending,
     has_table,
     merge_pending,
     move_aside,
@@ -161,8 +162,7 @@ class Cache:
     def _pending_among(self, keys: Sequence[str]) -> dict[str, str]:
         """The not yet merged answers among `keys` (a run going on in another process, or
         a read-only file a killed run left): one scan of a table that is usually empty."""
-        if not self._pending or self._conn.execute(
-                "SELECT 1 FROM pending LIMIT 1").fetchone() is None:
+        if not self._pending or not has_pending(self._conn):
             return {}
         wanted = set(keys)
         rows = self._conn.execute("SELECT key, answer FROM pending ORDER BY rowid")

@@ -98,7 +98,7 @@ def merge_pending(conn: sqlite3.Connection, *, wait_s: float | None = None) -> b
     slow). When it cannot, they stay pending: still read, merged at the next chance.
     True when something was merged."""
     try:
-        if conn.execute("SELECT 1 FROM pending LIMIT 1").fetchone() is None:
+        if not has_pending(conn):
             return False
         wait = LOCK_WAIT_S if wait_s is None else wait_s
         conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
@@ -115,6 +115,11 @@ def merge_pending(conn: sqlite3.Connection, *, wait_s: float | None = None) -> b
     except sqlite3.Error:
         return False
     return True
+
+
+def has_pending(conn: sqlite3.Connection) -> bool:
+    """Whether any answer waits in `pending` (the table exists)."""
+    return conn.execute("SELECT 1 FROM pending LIMIT 1").fetchone() is not None
 
 
 def has_table(conn: sqlite3.Connection, name: str) -> bool:

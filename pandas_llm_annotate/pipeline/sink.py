@@ -50,8 +50,7 @@ class AnswerSink:
         self.cache = cache
         if cache is None:
             return
-        await asyncio.to_thread(cache.merge_leftovers)
-        found = await asyncio.to_thread(cache.get_many, list(self.pieces.text))
+        found = await asyncio.to_thread(_first_read, cache, list(self.pieces.text))
         self.answers.update(found)
         self.metrics.cache_hits = len(found)
         self.metrics.rows_done += self.pieces.settle_many(found)
@@ -124,3 +123,10 @@ class AnswerSink:
         self.metrics.rows_done += self.pieces.settle(key)
         if self.listener is not None:
             self.listener(key, answer)
+
+
+def _first_read(cache: Cache, keys: list[str]) -> dict[str, str]:
+    """A run's first use of its cache, in one trip off the event loop: merge what a killed
+    run left pending, then read the answers it has."""
+    cache.merge_leftovers()
+    return cache.get_many(keys)

@@ -60,16 +60,11 @@ class RunLimits:
         limiter); else the seconds to wait (`math.inf`: until a release)."""
         if self.in_flight >= self.max_concurrency:
             return math.inf
-        if self.requests is None and self.tokens is None:  # no rate of its own
-            wait = self.shared.acquire(cost, now, paced=False)
-            if wait == 0:
-                self.in_flight += 1
+        own = [(b, a) for b, a in ((self.requests, 1.0), (self.tokens, cost))
+               if b is not None] if self.paced else []  # most runs have no rate of their own
+        if own and (wait := max(b.wait(a, now) for b, a in own)) > 0:
             return wait
-        own = [(b, a) for b, a in ((self.requests, 1.0), (self.tokens, cost)) if b is not None]
-        wait = max(b.wait(a, now) for b, a in own)
-        if wait > 0:
-            return wait
-        wait = self.shared.acquire(cost, now, paced=True)
+        wait = self.shared.acquire(cost, now, paced=bool(own))
         if wait == 0:
             for bucket, amount in own:
                 bucket.take(amount)
