@@ -121,3 +121,46 @@ def test_the_window_is_shared_evenly(
     for _ in range(4):
         until(lambda: a.acquire(1.0, time.monotonic()) == 0)
     assert time.monotonic() - start < 1.0 and a.in_flight == 8  # b is not waiting
+
+
+class Gone:
+    """An actor whose worker died: a call hangs until its timeout, then fails (as a
+    distributed Actor's call to a killed worker does)."""
+
+    def __init__(self, hang_s: float) -> None:
+        self.hang_s = hang_s
+
+    def lease(self, *args: Any) -> Gone:
+        return self
+
+    def result(self, timeout: float | None = None) -> Any:
+        time.sleep(min(self.hang_s, timeout or self.hang_s))
+        raise TimeoutError(f"timed out after {timeout} s.")
+
+
+def test_a_coordinator_gone_during_the_last_report_shows_in_the_notice() -> None:
+    """A run that ends on slots it already held, while the keeper's report to a dead
+    coordinator still hangs: once stopped, the stock says the coordinator was gone."""
+    coordinator = Coordinator(max_concurrency=8, timeout=60)
+    stock = LeaseStock(Direct(coordinator), max_concurrency=8, timeout=60)
+    stock.open_run(8)
+    take(stock)
+    stock.coordinator = Gone(hang_s=0.5)  # the coordinator's worker is killed
+    stock.succeeded(time.monotonic(), {}, time.time(), latency=0.01)  # reported: hangs
+    stock.close_run(8)
+    assert stock.notice == ""  # the report is still on its way
+    stock.stop()
+    assert "rate coordinator could not be reached" in stock.notice
+    assert not stock._thread.is_alive()
+
+
+def test_stop_reports_the_last_outcomes_and_gives_back_the_slots() -> None:
+    coordinator = Coordinator(max_concurrency=8, timeout=60)
+    stock = LeaseStock(Direct(coordinator), max_concurrency=8, timeout=60)
+    stock.open_run(8)
+    take(stock)
+    stock.succeeded(time.monotonic(), {}, time.time(), latency=0.01)
+    stock.close_run(8)
+    stock.stop()
+    assert stock.notice == "" and stock.slots == 0 and not stock._thread.is_alive()
+    assert coordinator.limiter.in_flight == 0 and coordinator.holders[stock.holder].out == 0

@@ -694,3 +694,25 @@ def test_the_memory_of_recent_answers_is_one_second_however_long_the_run() -> No
     assert lim.acquire(10.0, now) == 0.0
     lim.rate_limited(now, {}, 0.0)
     assert lim.requests is not None and lim.requests.rate == pytest.approx(0.75 * 1_001, rel=0.01)
+
+
+def test_a_slow_answer_alone_then_a_queue_the_guard_holds() -> None:
+    """A trace from the real llama.cpp server under CPU load: the first answer came
+    alone after 7.3 s (the server was busy with other work), then 8 went out at once.
+    The guard engaged on that first answer with a queue of one; its trial then judged a
+    cut that cut nothing (answers in ~1 s are not faster than one request's 0.75 s) and
+    let go of a server that queues: the next burst of 7 timed out. Now a longer queue
+    starts the trial again, and the cut to 2 is judged against a queue of 8."""
+    g = TimeoutGuard(timeout=2.5)
+    g.answered(7.3, 7.3, 0)  # alone
+    t = 8.0
+    for busy in (0, 7, 6, 5):  # the burst of 8 comes back one by one
+        g.answered(t, 0.6 * (8 - busy), busy)
+        t += 0.6
+    for busy in (4, 3, 2, 1, 0):  # its tail times out
+        g.timed_out(t, 2.5, busy)
+    t += 4.0
+    for i in range(20):  # under the cap: one or two in flight, answers in ~1 s
+        g.answered(t, 0.9 + 0.1 * (i % 4), i % 2)
+        t += 0.6
+    assert g.engaged and not g._quiet and (g.cap() or 99) <= 2

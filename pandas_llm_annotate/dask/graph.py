@@ -125,7 +125,7 @@ def _annotate_part(counts: pd.Series, name: Hashable, call: Call, options: dict[
                     max_concurrency=options["max_concurrency"],
                     timeout=options["timeout"]) as stocks:
             out = run()
-            notes = [s.notice for s in stocks if s.notice]
+        notes = [s.notice for s in stocks if s.notice]  # after the last report, if last
     return {"answers": out, "report": out.attrs[api.REPORT_ATTR], "counts": counts,
             "started": started, "ended": time.time(), "notes": notes}
 

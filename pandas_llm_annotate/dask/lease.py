@@ -51,6 +51,7 @@ class LeaseStock(Limiter):
         self._limit = PROBE_WINDOW
         self._overloaded = False
         self._open = 0
+        self._stopping = False
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._keep, name="pla-lease", daemon=True)
         self._thread.start()
@@ -126,6 +127,9 @@ class LeaseStock(Limiter):
 
     def _keep(self) -> None:
         while not self.broken:
+            if self._stopping:
+                self._last_report()
+                return
             self._wake.wait(POLL_S)
             self._wake.clear()
             waiting = len(waiters_for(self))
@@ -180,19 +184,30 @@ class LeaseStock(Limiter):
         waiters = waiters_for(self)
         waiters.wake(len(waiters))  # they ask again, of the local limiter now
 
+    def _last_report(self) -> None:
+        """Give back unused slots and report the last outcomes (the keeper's last call):
+        a coordinator found gone by it still shows in `notice`."""
+        with self._lock:
+            outcomes, self._outcomes = self._outcomes, []
+            outcomes += [("unused",)] * self.slots
+            self.slots = 0
+        if not outcomes:
+            return
+        try:
+            self.coordinator.lease(self.holder, 0, self._cost,
+                                   outcomes).result(timeout=CALL_TIMEOUT_S)
+        except Exception as exc:
+            self._break(exc)
+
     def stop(self) -> None:
-        """Give back unused slots and report what is left, then stop the keeper."""
+        """End the keeper after its last report, waiting for it (at most a lease call's
+        timeout): whether the coordinator was still there is known when this returns."""
         with self._lock:
             self._open = 0
+            self._stopping = True
         self._wake.set()
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline and not self.broken:
-            with self._lock:
-                if not self._outcomes and not self.slots:
-                    break
-            time.sleep(0.01)
-        self.broken = True  # ends the keeper's loop
-        self._wake.set()
+        self._thread.join(CALL_TIMEOUT_S + 1.0)
+        self.broken = True  # whoever still asks it gets a local limiter, not a wait
 
 
 _stocks: dict[str, LeaseStock] = {}  # actor key -> the process's stock (a broken one too:

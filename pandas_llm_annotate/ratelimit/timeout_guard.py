@@ -97,13 +97,16 @@ class TimeoutGuard:
             if not self._quiet and median > self.timeout / 4:
                 self._engage(in_flight + 1)  # + 1: the request just answered
         elif self._trial is not None:
-            self._judge(now, latency, in_flight, cap)
+            if not self._restarted(in_flight + 1):
+                self._judge(now, latency, in_flight, cap)
         elif cap is not None and self._kept_cap is not None and cap < self._kept_cap / 2:
             self._engage(in_flight + 1)  # cut far below what was confirmed: try again
 
     def timed_out(self, now: float, elapsed: float, in_flight: int) -> None:
         if not self.engaged and not self._quiet:
             self._engage(in_flight + 1)
+        elif self._trial is not None:
+            self._restarted(in_flight + 1)
         rate = self.rate()
         share = elapsed if rate is None else min(elapsed, 1.0 / rate)
         last = self._ghosts[-1][1] if self._ghosts else now
@@ -112,6 +115,16 @@ class TimeoutGuard:
     def _engage(self, in_flight: int) -> None:
         self.engaged = True
         self._trial = _Trial(queue=in_flight)
+
+    def _restarted(self, queue: int) -> bool:
+        """A queue longer than the trial's (it engaged on one slow answer alone, a queue
+        of one): the trial starts again from it, else it would judge a cut that cut
+        nothing and let go of a server that queues."""
+        assert self._trial is not None
+        if queue <= self._trial.queue:
+            return False
+        self._engage(queue)
+        return True
 
     def _judge(self, now: float, latency: float, in_flight: int, cap: int | None) -> None:
         trial = self._trial
