@@ -250,3 +250,16 @@ def test_badly_shaped_answers_cost_a_retry_not_the_run(tmp_path: Path, stream: b
     assert {t: asked[t] for t in bad} == dict.fromkeys(bad, 2)
     assert {t: asked[t] for t in flaky} == dict.fromkeys(flaky, 2)
     assert {t: asked[t] for t in good} == dict.fromkeys(good, 1)
+
+
+def test_a_server_that_ignores_stream_is_read_as_a_whole_answer(tmp_path: Path) -> None:
+    """A server that answers a streamed request with one JSON body (it ignores `stream`):
+    read as a whole answer, not a broken event stream."""
+    df = pd.DataFrame({"text": [f"text {i}" for i in range(10)]})
+    with LocalServer(lambda body: "other") as server:
+        out = df.llm.annotate("text", labels=["card", "other"], model="local",
+                              base_url=server.base_url, cache=False, progress=False,
+                              stream=True)
+        sent = server.requests
+    assert (out == "other").all() and report().failed == 0
+    assert sent == 10

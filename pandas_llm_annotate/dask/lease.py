@@ -96,6 +96,12 @@ class LeaseStock(Limiter):
                                      prompt_tokens=prompt_tokens, latency=latency)
         self._ended(("ok", rate_headers(headers), prompt_estimate, prompt_tokens, latency))
 
+    def probing(self, paced: bool) -> bool:
+        return super().probing(paced) if self.broken else False  # the coordinator's
+
+    def admitted(self, now: float, headers: Mapping[str, str], now_epoch: float) -> bool:
+        return super().admitted(now, headers, now_epoch) if self.broken else False
+
     def failed(self, now: float, *, overload: bool, fault: bool = False,
                timed_out: float | None = None) -> None:
         if self.broken:

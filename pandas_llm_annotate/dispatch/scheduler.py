@@ -71,7 +71,7 @@ class Scheduler(Generic[J]):
     """
 
     prepare: Callable[[J], Request[J]]
-    send: Callable[[dict[str, Any]], Awaitable[Completion]]
+    send: Callable[..., Awaitable[Completion]]  # (body) or (body, on_headers=)
     on_answer: Callable[[J, Completion], Sequence[J]]
     on_failure: Callable[[J, RequestError], None]
     limiter: Admission
@@ -84,6 +84,10 @@ class Scheduler(Generic[J]):
     max_wait: float = math.inf  # the run's `max_wait` setting
     budget: Budget | None = None  # the run's `max_cost`: each attempt reserves its bound
     health: Health | None = None  # one server of several: set aside when it stops answering
+    # `send` takes `on_headers=`: while the limits are unknown (the probe), they are
+    # learned from a response's headers, before its answer is read (streamed: at the
+    # first token, not with the whole answer)
+    early_headers: bool = False
 
     def __post_init__(self) -> None:
         self._any_success = False
@@ -177,8 +181,10 @@ class Scheduler(Generic[J]):
             request = self.refresh(request)  # a refusal may have come while it waited
             self.metrics.sending(retry=attempt + rate_waits + moves > 0)
             self.metrics.window = self.limiter.limit
+            early = self.early_headers and self.limiter.probing
             try:
-                completion = await self.send(request.body)
+                completion = await (self.send(request.body, on_headers=self._on_headers)
+                                    if early else self.send(request.body))
             except RequestError as exc:
                 self._spent(held, None if isinstance(exc, APIError) else held)
                 self.metrics.errored(rate_limited=isinstance(exc, RateLimitError))
@@ -225,6 +231,12 @@ class Scheduler(Generic[J]):
                 estimate=request.prompt_estimate,
             )
             return self.on_answer(job, completion)
+
+    def _on_headers(self, headers: dict[str, str]) -> None:
+        """A response's headers, before its answer is read: what they tell of the limits
+        holds now, and if the probe ended, the workers waiting for it go."""
+        if self.limiter.admitted(time.monotonic(), headers, time.time()):
+            self._waiters.wake()
 
     def _spent(self, held: float, cost: float | None) -> None:
         """A reserved attempt ended having cost `cost` (None: nothing, e.g. an HTTP error

@@ -75,12 +75,12 @@ class Server:
         room (this one, set aside, takes none)."""
         return isinstance(error, TransportError)
 
-    async def send(self, body: dict[str, Any]) -> Completion:
+    async def send(self, body: dict[str, Any], **options: Any) -> Completion:
         self.stats.requests += 1
         if not self._farm.several:  # alone: no one to hand jobs to, the scheduler retries
-            return await self._complete(body)
+            return await self._complete(body, **options)
         try:
-            completion = await self._unless_gone(self._complete(body))
+            completion = await self._unless_gone(self._complete(body, **options))
         except RequestError as exc:
             self.stats.errors += 1
             if isinstance(exc, TransportError):

@@ -223,6 +223,7 @@ class Run:
             reformat=builder.reformat, refresh=builder.refresh, rng=random.Random(),
             budget=self.budget,
             max_wait=s.max_wait, health=server if farm.several else None,
+            early_headers=True,
         )
         return builder, transport, scheduler
 

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -85,12 +85,14 @@ class Transport:
             raise RuntimeError("Transport used outside `async with`.")
         return self._session
 
-    async def complete(self, body: dict[str, Any], *, stream: bool = False) -> Completion:
+    async def complete(self, body: dict[str, Any], *, stream: bool = False,
+                       on_headers: Callable[[Mapping[str, str]], object] | None = None
+                       ) -> Completion:
         """POST one request; return its answer or raise a `RequestError`, whose message,
         body and headers show neither the API key (a server may echo it) nor the URL's
         password."""
         try:
-            return await self._complete(body, stream)
+            return await self._complete(body, stream, on_headers)
         except RequestError as exc:
             exc.args = tuple(redact(a, self._api_key) if isinstance(a, str) else a
                              for a in exc.args)
@@ -99,7 +101,9 @@ class Transport:
                 exc.headers = {k: redact(v, self._api_key) for k, v in exc.headers.items()}
             raise
 
-    async def _complete(self, body: dict[str, Any], stream: bool) -> Completion:
+    async def _complete(self, body: dict[str, Any], stream: bool,
+                        on_headers: Callable[[Mapping[str, str]], object] | None
+                        ) -> Completion:
         session = self.session
         if stream:
             body = {**body, "stream": True, "stream_options": {"include_usage": True}}
@@ -110,7 +114,9 @@ class Transport:
                 if resp.status >= 300:
                     await raise_for_status(resp, self.shown_url)
                 headers = dict(resp.headers)
-                if stream:
+                if on_headers is not None:  # before the answer: streamed, at its first token
+                    on_headers(headers)
+                if stream and resp.content_type != "application/json":  # else: not streamed
                     answer = EventStream(start)
                     async with contextlib.aclosing(_lines(resp, self._max_bytes)) as lines:
                         async for line in lines:

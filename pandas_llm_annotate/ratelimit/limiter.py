@@ -7,7 +7,9 @@ fake clock instead of sleeping.
 - Token buckets for requests and tokens, learned from response headers (OpenAI
   `x-ratelimit-*`, Anthropic `anthropic-ratelimit-*`; `headers.py`, `bucket.py`).
 - Before a response has told the limits (the first round), at most PROBE_WINDOW
-  requests are in flight, and a large one (a packed request) goes alone.
+  requests are in flight, and a large one (a packed request) goes alone. The first
+  success headers end it (`admitted`: a streamed answer's come at its first token). The first
+  success headers end it (`admitted`: a streamed answer's come at its first token).
 - A 429 pauses every sender until the reset the server names, at least MIN_PAUSE,
   doubling (up to MAX_FLOOR) while 429s keep coming with no answer between them; a
   pause longer than the run's `max_wait` is not taken (the run ends instead).
@@ -35,7 +37,7 @@ from .headers import Quota, read_quotas, retry_after
 from .timeout_guard import TimeoutGuard
 from .window import Window
 
-PROBE_WINDOW = 32  # requests in flight before the first answer tells us the limits
+PROBE_WINDOW = 32  # requests in flight before the first success headers tell us the limits
 # A request estimated over this many tokens goes alone until the first response tells the
 # limits: one packed request can take a shallow token bucket's depth by itself (a 1 s
 # bucket at 100,000 TPM holds 1,667), so a probe of them draws 429s; short rows keep
@@ -107,7 +109,7 @@ class Limiter:
         """Requests allowed in flight now: the window, the probe, the timeout guard."""
         return self.limit_for(paced=False)
 
-    def _probing(self, paced: bool) -> bool:
+    def probing(self, paced: bool) -> bool:
         """The first round: no response has told the limits and the caller does not pace
         itself (its own rpm/tpm)."""
         return not (self.learned or paced)
@@ -115,7 +117,7 @@ class Limiter:
     def limit_for(self, *, paced: bool) -> int:
         """`limit`; `paced`: the caller paces itself (its own rpm/tpm), so the probe
         that guards a first burst against unknown limits does not apply."""
-        probe = self._probing(paced)
+        probe = self.probing(paced)
         limit = min(PROBE_WINDOW, self.window.limit) if probe else self.window.limit
         guard = self.guard.cap()
         return limit if guard is None else min(limit, guard)
@@ -131,7 +133,7 @@ class Limiter:
         with self._lock:
             wait = max(0.0, self.paused_until - now)
             limit = self.limit_for(paced=paced)
-            if self._probing(paced) and cost > LARGE_REQUEST and self.in_flight:
+            if self.probing(paced) and cost > LARGE_REQUEST and self.in_flight:
                 limit = 0  # a large request in the first round goes alone
             if wait == 0 and self._busy(now) >= limit:
                 # Ghosts leave with time, not with a release: when they fill the limit,
@@ -168,6 +170,16 @@ class Limiter:
                 self.token_scale = 0.8 * self.token_scale + 0.2 * min(4.0, max(0.25, ratio))
             self._learn(headers, now, now_epoch)
             self.learned = True
+
+    def admitted(self, now: float, headers: Mapping[str, str], now_epoch: float) -> bool:
+        """A response's headers came (a success status) before its answer did: the limits
+        they tell hold now. True if this ended the probe (more may go now)."""
+        with self._lock:
+            if self.learned:
+                return False
+            self._learn(headers, now, now_epoch)
+            self.learned = True
+            return True
 
     def failed(self, now: float, *, overload: bool, fault: bool = False,
                timed_out: float | None = None) -> None:

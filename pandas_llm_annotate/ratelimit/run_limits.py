@@ -78,6 +78,15 @@ class RunLimits:
         self.shared.succeeded(now, headers, now_epoch, prompt_estimate=prompt_estimate,
                               prompt_tokens=prompt_tokens, latency=latency)
 
+    @property
+    def probing(self) -> bool:
+        """No response has told the shared limiter the limits, and this run does not pace
+        itself: its first round is held to the probe."""
+        return self.shared.probing(self.paced)
+
+    def admitted(self, now: float, headers: Mapping[str, str], now_epoch: float) -> bool:
+        return self.shared.admitted(now, headers, now_epoch)
+
     def failed(self, now: float, *, overload: bool, fault: bool = False,
                timed_out: float | None = None) -> None:
         self.in_flight -= 1
