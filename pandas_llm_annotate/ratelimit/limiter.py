@@ -8,7 +8,6 @@ fake clock instead of sleeping.
   `x-ratelimit-*`, Anthropic `anthropic-ratelimit-*`; `headers.py`, `bucket.py`).
 - Before a response has told the limits (the first round), at most PROBE_WINDOW
   requests are in flight, and a large one (a packed request) goes alone. The first
-  success headers end it (`admitted`: a streamed answer's come at its first token). The first
   success headers end it (`admitted`: a streamed answer's come at its first token).
 - A 429 pauses every sender until the reset the server names, at least MIN_PAUSE,
   doubling (up to MAX_FLOOR) while 429s keep coming with no answer between them; a
