@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -86,7 +86,7 @@ class Transport:
         return self._session
 
     async def complete(self, body: dict[str, Any], *, stream: bool = False,
-                       on_headers: Callable[[Mapping[str, str]], object] | None = None
+                       on_headers: Callable[[dict[str, str]], object] | None = None
                        ) -> Completion:
         """POST one request; return its answer or raise a `RequestError`, whose message,
         body and headers show neither the API key (a server may echo it) nor the URL's
@@ -102,7 +102,7 @@ class Transport:
             raise
 
     async def _complete(self, body: dict[str, Any], stream: bool,
-                        on_headers: Callable[[Mapping[str, str]], object] | None
+                        on_headers: Callable[[dict[str, str]], object] | None
                         ) -> Completion:
         session = self.session
         if stream:
