@@ -10,6 +10,7 @@ import pytest
 
 import pandas_llm_annotate.config as pla_config
 from pandas_llm_annotate.llamacpp import MODELS_DIR_ENV, models_dir
+from pandas_llm_annotate.ratelimit import registry
 from pandas_llm_annotate.simulator import SimulatorHandle, serve
 
 ENV_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LLM_ANNOTATE_MODEL", "LLM_ANNOTATE_CACHE_DIR")
@@ -20,7 +21,9 @@ MODELS_DIR = str(models_dir())  # where `fetch` put the real model: read before 
 def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No settings leak between tests, and nothing touches the real user cache.
 
-    `configure(...)` state is cleared, the package's env vars are removed and the
+    `configure(...)` state and the limiters learned per server are cleared (a later
+    simulator may get an earlier one's port: it must not inherit what that one showed,
+    e.g. a cap from queueing), the package's env vars are removed and the
     default cache directory (platformdirs honours XDG_CACHE_HOME) is under tmp_path;
     only the llama.cpp model folder stays where it was (the real_llm tests need it).
     """
@@ -29,8 +32,10 @@ def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv(MODELS_DIR_ENV, MODELS_DIR)
     pla_config._configured.clear()
+    registry._shared.clear()  # a server's limits are learned per process: not per test
     yield
     pla_config._configured.clear()
+    registry._shared.clear()
 
 
 @pytest.fixture(scope="session")
