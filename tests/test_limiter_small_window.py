@@ -12,7 +12,7 @@ import pytest
 from test_limiter import simulate
 
 from pandas_llm_annotate.ratelimit.limiter import Limiter
-from pandas_llm_annotate.ratelimit.window import Window
+from pandas_llm_annotate.ratelimit.window import Window, _Trial
 
 SEEDS = range(12)
 
@@ -80,3 +80,13 @@ def test_a_short_run_on_a_one_at_a_time_server_ends_below_the_cap() -> None:
         at_cap += windows[56 - 8] >= 8
     assert at_cap <= 15, at_cap
 
+
+
+def test_a_step_back_up_doubles_the_cap_not_a_window_cut_by_errors() -> None:
+    """A window halved by overload meanwhile is below the cap: the step doubles the cap
+    (4 → 8 of 16), it does not set it to twice the halved window (2 → 4, a new cut)."""
+    window = Window(cap=16, size=16.0, queue_cap=4)
+    window._trial = _Trial(cap=None, rate=10.0)
+    window.size = 2.0
+    window._judge(window._trial, 5.0, 1.0)
+    assert window.queue_cap == 8

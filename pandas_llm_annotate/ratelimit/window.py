@@ -117,7 +117,7 @@ class Window:
         if rate >= (1 - self.FALL) * trial.rate:
             self._trial = None
             return
-        step = 2 * self.limit
+        step = 2 * (self.queue_cap or self.cap)  # not `limit`: AIMD may hold it lower
         if step < min(self.cap, trial.cap or self.cap):
             self.queue_cap = step
             return
