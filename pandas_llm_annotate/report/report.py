@@ -70,7 +70,7 @@ class Report:
     tokens_per_row: float | None
     reasked: int
     answer_format: str  # "": no request in this run
-    window: int  # the bound on requests in flight when the run ended
+    window: int  # the bound on requests in flight at the last send (several servers: summed)
     status: str
     message: str
     failures: pd.DataFrame = field(repr=False, compare=False)
