@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 
 import pytest
 from test_limiter import simulate
 
 from pandas_llm_annotate.ratelimit.limiter import Limiter
-from pandas_llm_annotate.ratelimit.window import Window, _Trial
+from pandas_llm_annotate.ratelimit.window import Window
 
 SEEDS = range(12)
 
@@ -45,25 +46,34 @@ def test_a_parallel_server_keeps_a_small_cap(cap: int) -> None:
         assert answers >= 0.97 * cap * 30 / (0.3 * math.exp(0.25**2 / 2))
 
 
+@dataclass
+class Rounds:
+    """Drives a window's `observe` on a fake clock, a round of answers at a time."""
+
+    window: Window
+    now: float = 0.0
+
+    def answer(self, latency: float, in_flight: int) -> None:
+        self.window.observe(self.now, latency, in_flight)
+
+    def round_of(self, gap: float, latency: float, in_flight: int) -> None:
+        for _ in range(Window.ROUND_ANSWERS + 1):  # the first answer opens the round
+            self.now += gap
+            self.answer(latency, in_flight)
+
+
 def test_a_slow_round_after_a_drop_costs_a_step_not_the_drop() -> None:
     """The round after a drop is judged against the one before it: 20 % slower (the
     service times of a one-at-a-time server vary) steps the cap back up by doubling, it
     does not undo the drop; a round back at the old rate then keeps the step."""
     window = Window(cap=8, size=8.0)
-    now = 0.0
-
-    def round_of(gap: float, latency: float, in_flight: int) -> None:
-        nonlocal now
-        for _ in range(Window.ROUND_ANSWERS + 1):  # the first answer opens the round
-            now += gap
-            window.observe(now, latency, in_flight)
-
-    window.observe(now, 0.5, 7)  # the fastest answer: the service time
-    round_of(0.5, 4.0, 7)  # 2 answers/s, 8 in flight: a queue of 8 services
+    rounds = Rounds(window)
+    rounds.answer(0.5, 7)  # the fastest answer: the service time
+    rounds.round_of(0.5, 4.0, 7)  # 2 answers/s, 8 in flight: a queue of 8 services
     assert window.queue_cap == 2
-    round_of(0.625, 1.25, 1)  # 1.6 answers/s at 2 in flight
+    rounds.round_of(0.625, 1.25, 1)  # 1.6 answers/s at 2 in flight
     assert window.queue_cap == 4  # before: undone in full (None)
-    round_of(0.5, 2.0, 3)
+    rounds.round_of(0.5, 2.0, 3)
     assert window.queue_cap == 4 and window.limit == 4
 
 
@@ -81,12 +91,17 @@ def test_a_short_run_on_a_one_at_a_time_server_ends_below_the_cap() -> None:
     assert at_cap <= 15, at_cap
 
 
-
 def test_a_step_back_up_doubles_the_cap_not_a_window_cut_by_errors() -> None:
     """A window halved by overload meanwhile is below the cap: the step doubles the cap
     (4 → 8 of 16), it does not set it to twice the halved window (2 → 4, a new cut)."""
-    window = Window(cap=16, size=16.0, queue_cap=4)
-    window._trial = _Trial(cap=None, rate=10.0)
-    window.size = 2.0
-    window._judge(window._trial, 5.0, 1.0)
+    window = Window(cap=16, size=16.0)
+    rounds = Rounds(window)
+    rounds.answer(0.5, 15)
+    rounds.round_of(0.25, 4.0, 15)  # 4 answers/s: the cap drops to 2 × 4 × 0.5 = 4
+    assert window.queue_cap == 4
+    for _ in range(3):  # overload halves the window: 16 → 2
+        rounds.now += window.cooldown_s
+        assert window.fault(rounds.now, overload=True)
+    assert window.limit == 2
+    rounds.round_of(0.5, 0.5, 1)  # 2 answers/s: slower than 4
     assert window.queue_cap == 8
