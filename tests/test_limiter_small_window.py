@@ -105,3 +105,23 @@ def test_a_step_back_up_doubles_the_cap_not_a_window_cut_by_errors() -> None:
     assert window.limit == 2
     rounds.round_of(0.5, 0.5, 1)  # 2 answers/s: slower than 4
     assert window.queue_cap == 8
+
+
+def test_a_pause_of_the_client_does_not_cut_the_window() -> None:
+    """The event loop stops for 0.7 s (a garbage collection of a large heap took up to
+    0.5 s in the test process): the answers that came meanwhile are read in one burst,
+    all late. That round looks like a queue (median 60 × the fastest answer) at a low
+    rate, but it said nothing about the server. Before, it cut a window of 64 to 1 (as
+    seen in the test suite after 0.69 s of silence)."""
+    window = Window(cap=64, size=64.0)
+    rounds = Rounds(window)
+    rounds.answer(0.01, 30)
+    for _ in range(6):  # answers as they come, 0.01 s each
+        rounds.now += 0.01
+        rounds.answer(0.01, 30)
+    rounds.now += 0.7  # the pause
+    for _ in range(24):  # then everything that came meanwhile, at once
+        rounds.now += 0.0005
+        rounds.answer(0.6, 30)
+    rounds.round_of(0.04, 0.01, 30)  # answers as they come again
+    assert window.queue_cap is None and window.limit == 64

@@ -29,7 +29,12 @@ class Window:
     back. (Undoing in full on the first slow round left the cap in place in 28 of 100
     short runs on a one-at-a-time server whose service times vary; stepping, 8.) A
     full undo leaves the signal quiet until the median latency grows half again past
-    that round's.
+    that round's. A round with no answer for half its time (and QUEUE_RATIO times the
+    fastest answer), then a burst, is a pause, not a queue: the client stopped (a
+    garbage collection of a large heap took up to 0.5 s in the test process) or the
+    server did, and the answers read late carry the pause in their latency. It counts
+    for nothing, nor does the rest of its burst. (In the test suite such a round, 0.69 s
+    of silence, cut a window of 64 to 1 against a server answering within 0.03 s.)
     """
 
     cap: int
@@ -38,8 +43,8 @@ class Window:
     cut_at: float = -math.inf
     cooldown_s: float = 1.0
     queue_cap: int | None = None  # from queueing; kept across runs on one server
-    _round_start: float | None = None
-    _latencies: list[float] = field(default_factory=list)
+    _round: _Round | None = None
+    _after: float = -math.inf  # no round starts before this (the end of a pause's burst)
     _trial: _Trial | None = None
     fastest: float = math.inf  # the fastest answer seen from this server
     _undone_at: float = 0.0  # median latency of a round whose drop was undone
@@ -89,19 +94,22 @@ class Window:
     def observe(self, now: float, latency: float, in_flight: int) -> None:
         """One answer's latency; rounds start once the window is not over-full."""
         self.fastest = min(self.fastest, latency)
-        if in_flight > self.limit:
-            self._round_start = None  # still draining after a drop
+        if in_flight > self.limit or now < self._after:
+            self._round = None  # still draining after a drop, or a pause's burst
             return
-        if self._round_start is None:
-            self._round_start, self._latencies = now, []
+        if self._round is None:
+            self._round = _Round(now)
             return
-        self._latencies.append(latency)
-        elapsed = now - self._round_start
-        if len(self._latencies) < self.ROUND_ANSWERS or elapsed < self.ROUND_S:
+        done = self._round.add(now, latency)
+        elapsed = now - done.start
+        if len(done.latencies) < self.ROUND_ANSWERS or elapsed < self.ROUND_S:
             return
-        rate = len(self._latencies) / elapsed
-        median = sorted(self._latencies)[len(self._latencies) // 2]
-        self._round_start, self._latencies = now, []
+        self._round = _Round(now)
+        if done.gap > max(elapsed / 2, self.QUEUE_RATIO * self.fastest):
+            self._round, self._after = None, now + self.fastest  # after the burst
+            return
+        rate = len(done.latencies) / elapsed
+        median = sorted(done.latencies)[len(done.latencies) // 2]
         if self._trial is not None:
             self._judge(self._trial, rate, median)
         elif median > max(self.QUEUE_RATIO * self.fastest, 1.5 * self._undone_at):
@@ -132,3 +140,19 @@ class _Trial:
 
     cap: int | None
     rate: float
+
+
+@dataclass
+class _Round:
+    """Answers since `start`: their latencies and the longest time between two."""
+
+    start: float
+    latencies: list[float] = field(default_factory=list)
+    gap: float = 0.0
+    last: float | None = None
+
+    def add(self, now: float, latency: float) -> _Round:
+        self.latencies.append(latency)
+        self.gap = max(self.gap, now - (self.start if self.last is None else self.last))
+        self.last = now
+        return self
